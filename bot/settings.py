@@ -1,0 +1,72 @@
+"""All configuration of the bot (SPEC section 7), from the environment and an optional `.env`.
+
+A command that needs a value calls `require(...)`, which stops with one clear line naming
+the missing variables instead of a traceback deep inside an SDK.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from pipelines.config import LLMSettings
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///supportbot.db"
+
+
+class SettingsError(Exception):
+    """A configuration problem, worded for the person running the command."""
+
+
+def _split_ids(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+class Settings(LLMSettings):
+    """Slack, database and routing configuration on top of the LLM settings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # repr=False: a PostgreSQL URL may carry a password.
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
+
+    # Comma-separated in the environment ("C1,C2"), not JSON: NoDecode hands the raw string
+    # to the validator below.
+    support_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    support_triage_channel: str | None = None
+    support_agent_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_message_text: bool = False
+
+    @field_validator("support_channels", "support_agent_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_ids(value)
+
+    def require(self, *names: str) -> None:
+        """Stop with a clear message when any of these settings is unset."""
+        missing = [name.upper() for name in names if not getattr(self, name)]
+        if missing:
+            raise SettingsError(f"missing required setting(s): {', '.join(missing)}")
+
+
+def load_settings() -> Settings:
+    """Read settings; an invalid value becomes a `SettingsError` naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "?"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

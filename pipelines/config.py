@@ -1,0 +1,57 @@
+"""LLM configuration read from the environment (SPEC section 7).
+
+Kept in `pipelines` so that the LLM layer can be configured without pulling in
+any Slack setting; `bot.settings.Settings` extends it with the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+
+StepName = Literal[
+    "router",
+    "orchestrator",
+    "worker",
+    "synthesizer",
+    "faq_questions",
+    "faq_answer",
+    "faq_sources",
+]
+
+
+class LLMSettings(BaseSettings):
+    """Which provider answers, how hard we may push it, and which model each step uses."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    gemini_api_key: SecretStr | None = None
+    llm_provider: Literal["auto", "gemini", "offline"] = "auto"
+    llm_max_concurrency: int = Field(default=16, ge=1, le=1024)
+    llm_rpm: int = Field(default=600, ge=1, le=1_000_000)
+    llm_call_timeout_s: float = Field(default=60.0, gt=0)
+    llm_request_deadline_s: float = Field(default=180.0, gt=0)
+    llm_max_attempts: int = Field(default=6, ge=1, le=20)
+
+    model_router: str = DEFAULT_MODEL
+    model_orchestrator: str = DEFAULT_MODEL
+    model_worker: str = DEFAULT_MODEL
+    model_synthesizer: str = DEFAULT_MODEL
+    model_faq_questions: str = DEFAULT_MODEL
+    model_faq_answer: str = DEFAULT_MODEL
+    model_faq_sources: str = DEFAULT_MODEL
+
+    def model_for(self, step: StepName) -> str:
+        """The configured model of one pipeline step."""
+        return str(getattr(self, f"model_{step}"))
+
+    @property
+    def resolved_provider(self) -> Literal["gemini", "offline"]:
+        """`auto` means Gemini when a key is set, the offline provider otherwise."""
+        if self.llm_provider == "auto":
+            return "gemini" if self.gemini_api_key else "offline"
+        return self.llm_provider

@@ -1,0 +1,33 @@
+"""What the Slack layer hands to the pipelines and gets back. The contract between layers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class IncomingMessage(BaseModel):
+    """One customer message to answer.
+
+    `request_id` is stable across redeliveries of the same Slack event (the job's dedupe
+    key): every side effect's idempotency key derives from it.
+    """
+
+    request_id: str
+    team_id: str = ""
+    channel_id: str
+    thread_ts: str
+    message_ts: str
+    user_id: str
+    text: str
+
+
+class SupportReply(BaseModel):
+    """The answer to post in the customer's thread, and what was done."""
+
+    text: str
+    ticket_number: str
+    intents: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)  # e.g. "RMA-000123 created"
+    escalated: bool = False
+    run_id: str
+    provider: str  # "gemini" | "offline" | "scripted": shown honestly to the customer

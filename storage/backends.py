@@ -1,0 +1,319 @@
+"""Simulated business systems: billing, returns and orders.
+
+Every call takes the acting customer (`Actor`). A record that is not theirs raises the same
+`RecordNotFound` as an id that does not exist, so nobody learns another customer's ids.
+Support agents may read any record. Side effects take an idempotency key: the same key
+returns the first result and writes nothing new. Case and RMA numbers derive from the row's
+primary key, so they are unique by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import BaseModel
+from rapidfuzz import fuzz, process, utils
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from storage.models import BillingCase, Invoice, Order, OrderLine, ReturnAuthorization
+
+PRODUCT_MATCH_CUTOFF = 75.0
+CASE_BUSINESS_DAYS = 5
+
+
+class Actor(BaseModel):
+    """Who is asking: a customer, or a support agent acting for one."""
+
+    customer_id: int
+    slack_user_id: str = ""
+    is_agent: bool = False
+
+
+class RecordNotFound(LookupError):
+    """Unknown id, or an id that belongs to someone else: deliberately indistinguishable."""
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"no {kind} {identifier} found on your account")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class InvoiceLineView(BaseModel):
+    description: str
+    amount_cents: int
+
+
+class InvoiceView(BaseModel):
+    invoice_number: str
+    issued_on: dt.date
+    status: str
+    total_cents: int
+    lines: list[InvoiceLineView]
+
+
+class BillingCaseView(BaseModel):
+    case_number: str
+    invoice_number: str
+    concern: str
+    status: str
+    eta: dt.date
+    replayed: bool = False
+
+
+class ReturnResult(BaseModel):
+    authorized: bool
+    product_name: str
+    reason: str
+    rma_number: str | None = None
+    order_number: str | None = None
+    instructions: str | None = None
+    refusal: str | None = None
+    replayed: bool = False
+
+
+class OrderStatusView(BaseModel):
+    order_number: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    eta: dt.date | None
+    items: list[str]
+
+
+def normalize_number(prefix: str, raw: str) -> str:
+    """'inv 10011', 'INV-10011' and '10011' all become 'INV-10011'."""
+    digits = re.sub(r"\D", "", raw)
+    return f"{prefix}-{digits}" if digits else raw.strip().upper()
+
+
+def add_business_days(start: dt.date, days: int) -> dt.date:
+    current = start
+    while days > 0:
+        current += dt.timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
+
+
+def _owned(actor: Actor, customer_id: int) -> bool:
+    return actor.is_agent or actor.customer_id == customer_id
+
+
+class BillingSystem:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def _invoice(self, session: AsyncSession, actor: Actor, number: str) -> Invoice:
+        number = normalize_number("INV", number)
+        invoice = await session.scalar(
+            select(Invoice)
+            .options(selectinload(Invoice.lines))
+            .where(Invoice.invoice_number == number)
+        )
+        if invoice is None or not _owned(actor, invoice.customer_id):
+            raise RecordNotFound("invoice", number)
+        return invoice
+
+    async def get_invoice(self, actor: Actor, invoice_number: str) -> InvoiceView:
+        async with self._sessions() as session:
+            invoice = await self._invoice(session, actor, invoice_number)
+            return InvoiceView(
+                invoice_number=invoice.invoice_number,
+                issued_on=invoice.issued_on,
+                status=invoice.status,
+                total_cents=invoice.total_cents,
+                lines=[
+                    InvoiceLineView(description=line.description, amount_cents=line.amount_cents)
+                    for line in invoice.lines
+                ],
+            )
+
+    async def open_case(
+        self, actor: Actor, invoice_number: str, concern: str, idempotency_key: str
+    ) -> BillingCaseView:
+        """Open an investigation of `concern` about an invoice (once per idempotency key)."""
+        try:
+            async with self._sessions() as session, session.begin():
+                existing = await session.scalar(
+                    select(BillingCase).where(BillingCase.idempotency_key == idempotency_key)
+                )
+                if existing is not None:
+                    return await self._case_view(session, existing, replayed=True)
+                invoice = await self._invoice(session, actor, invoice_number)
+                case = BillingCase(
+                    idempotency_key=idempotency_key,
+                    customer_id=invoice.customer_id,
+                    invoice_id=invoice.id,
+                    concern=concern[:2000],
+                    eta=add_business_days(dt.date.today(), CASE_BUSINESS_DAYS),
+                )
+                session.add(case)
+                await session.flush()
+                case.case_number = f"CASE-{case.id:06d}"
+                return await self._case_view(session, case)
+        except IntegrityError:  # a concurrent call with the same key won the insert
+            async with self._sessions() as session:
+                winner = await session.scalar(
+                    select(BillingCase).where(BillingCase.idempotency_key == idempotency_key)
+                )
+                if winner is None:
+                    raise
+                return await self._case_view(session, winner, replayed=True)
+
+    @staticmethod
+    async def _case_view(
+        session: AsyncSession, case: BillingCase, replayed: bool = False
+    ) -> BillingCaseView:
+        number = await session.scalar(
+            select(Invoice.invoice_number).where(Invoice.id == case.invoice_id)
+        )
+        return BillingCaseView(
+            case_number=case.case_number or "",
+            invoice_number=number or "",
+            concern=case.concern,
+            status=case.status,
+            eta=case.eta,
+            replayed=replayed,
+        )
+
+
+class ReturnsSystem:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def authorize_return(
+        self,
+        actor: Actor,
+        product_name: str,
+        reason: str,
+        idempotency_key: str,
+        order_number: str | None = None,
+    ) -> ReturnResult:
+        """Authorise returning a product the customer bought, matched tolerant of typos."""
+        try:
+            async with self._sessions() as session, session.begin():
+                existing = await session.scalar(
+                    select(ReturnAuthorization).where(
+                        ReturnAuthorization.idempotency_key == idempotency_key
+                    )
+                )
+                if existing is not None:
+                    return await self._view(session, existing, replayed=True)
+                line = await self._match_line(session, actor, product_name, order_number)
+                if line is None:
+                    return ReturnResult(
+                        authorized=False,
+                        product_name=product_name,
+                        reason=reason,
+                        refusal=(
+                            f"We could not find '{product_name}' in your orders, so we can't "
+                            "authorise a return for it."
+                        ),
+                    )
+                rma = ReturnAuthorization(
+                    idempotency_key=idempotency_key,
+                    customer_id=line.order.customer_id,
+                    order_id=line.order_id,
+                    product_id=line.product_id,
+                    reason=reason[:2000],
+                )
+                session.add(rma)
+                await session.flush()
+                rma.rma_number = f"RMA-{rma.id:06d}"
+                return await self._view(session, rma)
+        except IntegrityError:
+            async with self._sessions() as session:
+                winner = await session.scalar(
+                    select(ReturnAuthorization).where(
+                        ReturnAuthorization.idempotency_key == idempotency_key
+                    )
+                )
+                if winner is None:
+                    raise
+                return await self._view(session, winner, replayed=True)
+
+    async def _match_line(
+        self, session: AsyncSession, actor: Actor, product_name: str, order_number: str | None
+    ) -> OrderLine | None:
+        query = (
+            select(OrderLine)
+            .join(Order, Order.id == OrderLine.order_id)
+            .options(selectinload(OrderLine.product), selectinload(OrderLine.order))
+            .where(Order.customer_id == actor.customer_id)
+            .order_by(OrderLine.id.desc())
+        )
+        if order_number:
+            query = query.where(Order.order_number == normalize_number("ORD", order_number))
+        lines = list((await session.scalars(query)).all())
+        if not lines or not product_name.strip():
+            return None
+        match = process.extractOne(
+            product_name,
+            [line.product.name for line in lines],
+            scorer=fuzz.WRatio,
+            processor=utils.default_process,
+            score_cutoff=PRODUCT_MATCH_CUTOFF,
+        )
+        return lines[match[2]] if match else None
+
+    @staticmethod
+    async def _view(
+        session: AsyncSession, rma: ReturnAuthorization, replayed: bool = False
+    ) -> ReturnResult:
+        line = await session.scalar(
+            select(OrderLine)
+            .options(selectinload(OrderLine.product), selectinload(OrderLine.order))
+            .where(OrderLine.order_id == rma.order_id, OrderLine.product_id == rma.product_id)
+        )
+        product = line.product.name if line else "product"
+        order = line.order.order_number if line else None
+        return ReturnResult(
+            authorized=True,
+            product_name=product,
+            reason=rma.reason,
+            rma_number=rma.rma_number,
+            order_number=order,
+            instructions=(
+                f"Pack the {product} in its original packaging, write {rma.rma_number} on the "
+                "box, and drop it at any carrier point within 30 days; the prepaid label "
+                "arrives by email. Your refund is issued once we receive it."
+            ),
+            replayed=replayed,
+        )
+
+
+class OrderSystem:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def get_status(self, actor: Actor, order_number: str) -> OrderStatusView:
+        number = normalize_number("ORD", order_number)
+        async with self._sessions() as session:
+            order = await session.scalar(
+                select(Order)
+                .options(selectinload(Order.lines).selectinload(OrderLine.product))
+                .where(Order.order_number == number)
+            )
+            if order is None or not _owned(actor, order.customer_id):
+                raise RecordNotFound("order", number)
+            return OrderStatusView(
+                order_number=order.order_number,
+                status=order.status,
+                carrier=order.carrier,
+                tracking_number=order.tracking_number,
+                eta=order.eta,
+                items=[line.product.name for line in order.lines],
+            )
+
+
+class BusinessSystems:
+    """The three simulated systems over one database, as the pipelines' workers see them."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.billing = BillingSystem(sessions)
+        self.returns = ReturnsSystem(sessions)
+        self.orders = OrderSystem(sessions)

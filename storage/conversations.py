@@ -1,0 +1,142 @@
+"""Tickets and conversation turns: one ticket per support thread.
+
+Idempotent by construction: a ticket is unique per (team, channel, thread) and a turn per
+(ticket, role, message ts), so processing the same Slack event twice stores nothing new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import ConversationTurn, Ticket, utcnow
+
+HISTORY_TURNS = 12
+
+
+@dataclass(frozen=True)
+class ThreadKey:
+    team_id: str
+    channel_id: str
+    thread_ts: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # customer | bot | agent
+    text: str
+
+
+class ConversationStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def find_ticket(self, key: ThreadKey) -> Ticket | None:
+        async with self._sessions() as session:
+            return await session.scalar(_ticket_query(key))
+
+    async def open_ticket(self, key: ThreadKey, slack_user_id: str, customer_id: int) -> Ticket:
+        """The ticket of this thread, created on first contact (race-safe)."""
+        found = await self.find_ticket(key)
+        if found is not None:
+            return found
+        try:
+            async with self._sessions() as session, session.begin():
+                ticket = Ticket(
+                    team_id=key.team_id,
+                    channel_id=key.channel_id,
+                    thread_ts=key.thread_ts,
+                    slack_user_id=slack_user_id,
+                    customer_id=customer_id,
+                )
+                session.add(ticket)
+                await session.flush()
+                ticket.ticket_number = f"T-{ticket.id:05d}"
+            return ticket
+        except IntegrityError:
+            found = await self.find_ticket(key)
+            if found is None:
+                raise
+            return found
+
+    async def add_turn(
+        self,
+        ticket_id: int,
+        role: str,
+        message_ts: str,
+        text: str,
+        slack_user_id: str = "",
+        run_id: str | None = None,
+    ) -> None:
+        """Record a turn once; a replayed (ticket, role, ts) is ignored."""
+        async with self._sessions() as session, session.begin():
+            exists = await session.scalar(
+                select(ConversationTurn.id).where(
+                    ConversationTurn.ticket_id == ticket_id,
+                    ConversationTurn.role == role,
+                    ConversationTurn.message_ts == message_ts,
+                )
+            )
+            if exists is None:
+                session.add(
+                    ConversationTurn(
+                        ticket_id=ticket_id,
+                        role=role,
+                        message_ts=message_ts,
+                        text=text,
+                        slack_user_id=slack_user_id,
+                        run_id=run_id,
+                    )
+                )
+
+    async def history(
+        self, ticket_id: int, before_ts: str | None = None, limit: int = HISTORY_TURNS
+    ) -> list[Turn]:
+        """The latest turns of a ticket, oldest first, excluding the message at `before_ts`."""
+        query = select(ConversationTurn).where(ConversationTurn.ticket_id == ticket_id)
+        if before_ts is not None:
+            query = query.where(ConversationTurn.message_ts != before_ts)
+        query = query.order_by(ConversationTurn.id.desc()).limit(limit)
+        async with self._sessions() as session:
+            rows = list((await session.scalars(query)).all())
+        return [Turn(role=row.role, text=row.text) for row in reversed(rows)]
+
+    async def update_ticket(
+        self,
+        ticket_id: int,
+        *,
+        intents: list[str] | None = None,
+        tasks: list[dict[str, object]] | None = None,
+        actions: list[str] | None = None,
+        summary: str | None = None,
+        status: str | None = None,
+        escalation_reason: str | None = None,
+    ) -> Ticket:
+        """Merge what one turn found into the ticket (intents/tasks/actions accumulate)."""
+        async with self._sessions() as session, session.begin():
+            ticket = await session.get_one(Ticket, ticket_id)
+            if intents:
+                ticket.intents = list(dict.fromkeys([*ticket.intents, *intents]))
+            if tasks:
+                ticket.tasks = [*ticket.tasks, *[t for t in tasks if t not in ticket.tasks]]
+            if actions:
+                ticket.actions = list(dict.fromkeys([*ticket.actions, *actions]))
+            if summary is not None:
+                ticket.summary = summary[:300]
+            if status is not None:
+                ticket.status = status
+            if escalation_reason is not None:
+                ticket.escalation_reason = escalation_reason
+            ticket.updated_at = utcnow()
+            return ticket
+
+
+def _ticket_query(key: ThreadKey) -> Select[Ticket]:
+    return select(Ticket).where(
+        Ticket.team_id == key.team_id,
+        Ticket.channel_id == key.channel_id,
+        Ticket.thread_ts == key.thread_ts,
+    )
