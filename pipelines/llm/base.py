@@ -49,7 +49,7 @@ class LLMRequest:
 class LLMResponse:
     text: str
     model: str
-    usage: TokenUsage = TokenUsage()
+    usage: TokenUsage = field(default_factory=TokenUsage)
     attempts: int = 1
 
 

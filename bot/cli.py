@@ -1,0 +1,294 @@
+"""The `supportbot` command line (Typer).
+
+Every command reads settings once; a settings problem is printed as one line naming the
+variable, and the command exits with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from bot import __version__
+from bot.runtime import open_runtime
+from bot.settings import Settings, SettingsError, load_settings
+from pipelines.contracts import IncomingMessage, SupportReply
+from pipelines.documents import load_documents
+from pipelines.faq import MAX_QUESTIONS, faq_markdown
+from pipelines.faq_runs import create_faq
+from pipelines.tracing import TraceStore, format_trace
+from storage.catalog import demo_ids, ensure_catalog, get_or_create_customer
+from storage.db import Database
+from storage.migrate import upgrade
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(help="A customer-support bot for Slack.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn configuration errors raised anywhere in a command into one clear line."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except SettingsError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"supportbot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """A customer-support bot for Slack built from small, inspectable LLM steps."""
+
+
+@db_app.command("upgrade")
+@clean_errors
+def db_upgrade() -> None:
+    """Apply the Alembic migrations (creates a fresh database)."""
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    typer.echo("database is at the latest schema")
+
+
+@db_app.command("seed")
+@clean_errors
+def db_seed(
+    users: Annotated[list[str] | None, typer.Argument(help="Slack user ids to provision.")] = None,
+) -> None:
+    """Load the product catalogue and demo customers (idempotent)."""
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+
+    async def seed() -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.sessions() as session, session.begin():
+                await ensure_catalog(session)
+            for user in users or ["UDEMO1", "UDEMO2"]:
+                customer = await get_or_create_customer(db.sessions, user)
+                ids = await demo_ids(db.sessions, customer.id)
+                typer.echo(
+                    f"{user}: orders {', '.join(ids.order_numbers)}; "
+                    f"invoices {', '.join(ids.invoice_numbers)}"
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+
+
+@app.command("demo-ids")
+@clean_errors
+def demo_ids_command(
+    user: Annotated[str, typer.Option("--user", help="Slack user id, e.g. U123.")] = "UCLI",
+    team: Annotated[str, typer.Option("--team", help="Slack team id.")] = "",
+) -> None:
+    """Show the demo orders, invoices and products of a Slack user (provisioned if new)."""
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+
+    async def show() -> None:
+        db = Database(settings.database_url)
+        try:
+            customer = await get_or_create_customer(db.sessions, user, team)
+            ids = await demo_ids(db.sessions, customer.id)
+        finally:
+            await db.dispose()
+        typer.echo(f"customer: {customer.name}")
+        typer.echo(f"orders:   {', '.join(ids.order_numbers)}")
+        typer.echo(f"invoices: {', '.join(ids.invoice_numbers)}")
+        typer.echo(f"products: {', '.join(ids.products)}")
+
+    asyncio.run(show())
+
+
+def _cli_message(thread: str, user: str, text: str, turn: int) -> IncomingMessage:
+    ts = f"{time.time():.6f}"
+    return IncomingMessage(
+        request_id=f"cli:{thread}:{turn}",
+        team_id="",
+        channel_id="cli",
+        thread_ts=thread,
+        message_ts=ts,
+        user_id=user,
+        text=text,
+    )
+
+
+def _print_reply(reply: SupportReply) -> None:
+    typer.echo(reply.text)
+    extras = [f"ticket {reply.ticket_number}", *reply.actions]
+    if reply.escalated:
+        extras.append("escalated to a person")
+    typer.secho(f"[{' · '.join(extras)} · run {reply.run_id} · {reply.provider}]", dim=True)
+
+
+@app.command()
+@clean_errors
+def ask(
+    message: Annotated[str, typer.Argument(help="What the customer writes.")],
+    user: Annotated[str, typer.Option("--user", help="Slack user id to act as.")] = "UCLI",
+) -> None:
+    """Answer one message with the support pipelines and print the reply and its run id."""
+    settings = settings_or_exit()
+
+    async def run() -> None:
+        async with open_runtime(settings) as runtime:
+            thread = f"ask-{time.time():.6f}"
+            reply = await runtime.support.handle(_cli_message(thread, user, message, 1))
+        _print_reply(reply)
+
+    asyncio.run(run())
+
+
+@app.command()
+@clean_errors
+def chat(
+    user: Annotated[str, typer.Option("--user", help="Slack user id to act as.")] = "UCLI",
+) -> None:
+    """An interactive support conversation in the terminal, with thread memory."""
+    settings = settings_or_exit()
+
+    async def run() -> None:
+        async with open_runtime(settings) as runtime:
+            ids = await demo_ids(
+                runtime.db.sessions,
+                (await get_or_create_customer(runtime.db.sessions, user)).id,
+            )
+            typer.echo(
+                f"supportbot chat ({runtime.llm.name} provider) as {user}. Try: "
+                f"'where is {ids.order_numbers[0]}?' or 'invoice {ids.invoice_numbers[0]} "
+                f"looks too high'. Ctrl-D to quit."
+            )
+            thread = f"chat-{time.time():.6f}"
+            turn = 0
+            while True:
+                try:
+                    text = await asyncio.to_thread(input, "you> ")
+                except EOFError:
+                    typer.echo()
+                    return
+                if not text.strip():
+                    continue
+                turn += 1
+                reply = await runtime.support.handle(_cli_message(thread, user, text, turn))
+                _print_reply(reply)
+
+    asyncio.run(run())
+
+
+@app.command()
+@clean_errors
+def trace(
+    run_id: Annotated[str, typer.Argument(help="The run id printed with a reply.")],
+    full: Annotated[bool, typer.Option("--full", help="Print whole prompts.")] = False,
+) -> None:
+    """Print one pipeline run step by step: prompts, outputs, latency, tokens, errors."""
+    settings = settings_or_exit()
+
+    async def run() -> None:
+        async with open_runtime(settings) as runtime:
+            found = await TraceStore(runtime.db.sessions).load(run_id)
+        if found is None:
+            raise fail(f"no run {run_id}", code=1)
+        typer.echo(format_trace(found, full_prompts=full))
+
+    asyncio.run(run())
+
+
+@app.command()
+@clean_errors
+def faq(
+    files: Annotated[list[Path], typer.Argument(help="Documents to build the FAQ from.")],
+    n: Annotated[int, typer.Option("-n", "--questions", min=1, max=MAX_QUESTIONS)] = 10,
+    mode: Annotated[str, typer.Option("--mode", help="parallel or sequential")] = "parallel",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of Markdown.")
+    ] = False,
+) -> None:
+    """Build a cited FAQ from files (prompt chaining: questions -> answers -> sources)."""
+    if mode not in ("parallel", "sequential"):
+        raise fail("--mode must be parallel or sequential")
+    settings = settings_or_exit()
+    docs, problems = load_documents(files)
+    for problem in problems:
+        typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
+    if not docs:
+        raise fail("no usable document among the files given", code=1)
+
+    async def progress(stage: str, done: int, total: int) -> None:
+        if stage == "answers":
+            typer.echo(f"answered {done}/{total}", err=True)
+
+    async def run() -> None:
+        async with open_runtime(settings) as runtime:
+            run = await create_faq(
+                runtime.db,
+                runtime.llm,
+                settings,
+                docs,
+                n,
+                "parallel" if mode == "parallel" else "sequential",
+                progress,
+                created_by="cli",
+                title=f"FAQ from {', '.join(d.title for d in docs)}"[:200],
+            )
+        result, run_id = run.result, run.run_id
+        for note in result.notes:
+            typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
+        if as_json:
+            payload = {"run_id": run_id, "items": [i.model_dump() for i in result.items]}
+            typer.echo(json.dumps(payload, indent=2))
+        else:
+            typer.echo(faq_markdown("FAQ", result))
+            typer.secho(f"[run {run_id}]", dim=True, err=True)
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

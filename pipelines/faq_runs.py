@@ -1,0 +1,60 @@
+"""One FAQ run end to end: trace it, run the chain, store the FAQ as knowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.config import LLMSettings
+from pipelines.faq import FaqResult, Mode, Progress, SourceDocument, build_faq
+from pipelines.llm.base import LLM
+from pipelines.steps import PipelineContext, Trace
+from pipelines.tracing import TraceStore
+from storage.db import Database
+from storage.faqs import StoredDocument, StoredEntry, save_faq
+
+
+@dataclass(frozen=True)
+class FaqRun:
+    result: FaqResult
+    run_id: str
+    faq_id: int | None
+
+
+async def create_faq(
+    db: Database,
+    llm: LLM,
+    settings: LLMSettings,
+    docs: list[SourceDocument],
+    n: int,
+    mode: Mode = "parallel",
+    progress: Progress | None = None,
+    created_by: str = "",
+    channel_id: str | None = None,
+    title: str = "FAQ",
+) -> FaqRun:
+    """Build the FAQ with a saved trace; store it (and its documents) when it has entries."""
+    trace = Trace("faq", {"documents": [d.title for d in docs], "n": n, "mode": mode}, created_by)
+    traces = TraceStore(db.sessions)
+    try:
+        result = await build_faq(PipelineContext(llm, settings, trace), docs, n, mode, progress)
+    except Exception as exc:
+        await traces.save(trace, status="error", error=f"{type(exc).__name__}: {exc}")
+        raise
+    await traces.save(
+        trace,
+        status="ok",
+        output={"questions": len(result.items), "notes": result.notes},
+    )
+    faq_id = None
+    if result.items:
+        faq_id = await save_faq(
+            db.sessions,
+            title=title,
+            documents=[StoredDocument(d.title, d.text) for d in docs],
+            entries=[StoredEntry(i.question, i.answer, i.sources) for i in result.items],
+            mode=mode,
+            run_id=trace.run_id,
+            created_by=created_by,
+            channel_id=channel_id,
+        )
+    return FaqRun(result=result, run_id=trace.run_id, faq_id=faq_id)

@@ -1,0 +1,178 @@
+"""The offline provider: deterministic, no network, same interface as Gemini (SPEC 7).
+
+It answers each named step from the step's raw `inputs` with keyword/regex rules,
+rapidfuzz entity matching, BM25 extractive answers and templated replies. It makes the bot
+usable and testable without a key and is the degraded mode when Gemini keeps failing.
+Its replies say what it is; it never pretends to be the LLM.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pipelines.knowledge import rank
+from pipelines.llm import offline_rules as rules
+from pipelines.llm.base import LLMError, LLMRequest, LLMResponse, TokenUsage
+from pipelines.llm.offline_replies import synthesize, technical_reply
+
+OFFLINE_MODEL = "offline-rules-v1"
+Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+class OfflineLLM:
+    """Rule-based stand-in for an LLM; `generate` returns JSON text like a real provider."""
+
+    name = "offline"
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {
+            "classify_intent": classify,
+            "plan_tasks": plan,
+            "extract_concern": concern,
+            "synthesize_reply": lambda i: {"reply": synthesize(i["results"])},
+            "technical_support": lambda i: {"reply": technical_reply(i["message"], i["products"])},
+            "answer_from_knowledge": answer_from_entries,
+            "faq_questions": faq_questions,
+            "faq_answer": faq_answer,
+            "faq_sources": faq_sources,
+        }
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        handler = self._handlers.get(request.step)
+        if handler is None:
+            raise LLMError(f"the offline provider has no rule for step '{request.step}'")
+        text = json.dumps(handler(request.inputs))
+        # Token counts are estimates (4 characters a token), reported so that the eval and
+        # benchmarks can compare prompt sizes even without a real provider.
+        usage = TokenUsage(
+            input_tokens=(len(request.system) + len(request.prompt)) // 4,
+            output_tokens=len(text) // 4,
+        )
+        return LLMResponse(text=text, model=OFFLINE_MODEL, usage=usage)
+
+
+def _customer_text(inputs: Mapping[str, Any]) -> str:
+    """The new message plus the customer's earlier turns (for follow-ups)."""
+    earlier = [t["text"] for t in inputs.get("history", []) if t.get("role") == "customer"]
+    return "\n".join([*earlier[-3:], inputs["message"]])
+
+
+def classify(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    message = str(inputs["message"])
+    scores = rules.intent_scores(message)
+    if scores["human_handoff"]:
+        return {"intent": "human_handoff", "confidence": 0.95, "urgent": rules.is_urgent(message)}
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], list(scores).index(kv[0])))
+    top, top_score = ranked[0]
+    if top_score == 0:
+        # No rule fired: a follow-up carrying only an id continues that kind of request.
+        top = "general_question"
+        for intent in ("billing_inquiry", "order_status", "product_return"):
+            if rules.intent_scores(_customer_text(inputs))[intent]:
+                top = intent
+                break
+        return {"intent": top, "confidence": 0.6, "urgent": rules.is_urgent(message)}
+    runner_up = ranked[1][1]
+    actions = sum(1 for intent in rules.ACTION_INTENTS if scores[intent])
+    confidence = 0.9 if top_score > runner_up else 0.7
+    if top_score == runner_up and top not in rules.ACTION_INTENTS:
+        confidence = 0.45
+    return {
+        "intent": top,
+        "confidence": confidence,
+        "multiple_requests": actions >= 2,
+        "urgent": rules.is_urgent(message),
+    }
+
+
+def plan(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    message = str(inputs["message"])
+    context = _customer_text(inputs)
+    scores = rules.intent_scores(message)
+    tasks: list[dict[str, Any]] = []
+    invoices = rules.invoice_ids(message) or (
+        rules.invoice_ids(context) if scores["billing_inquiry"] else []
+    )
+    for number in invoices:
+        tasks.append({"kind": "billing_inquiry", "invoice_number": number})
+    if scores["billing_inquiry"] and not invoices:
+        tasks.append({"kind": "billing_inquiry", "invoice_number": None})
+    if scores["product_return"]:
+        product = rules.find_product(message, inputs.get("products", [])) or rules.return_phrase(
+            message
+        )
+        tasks.append(
+            {
+                "kind": "product_return",
+                "product_name": product,
+                "reason": rules.return_reason(message),
+            }
+        )
+    orders = rules.order_ids(message)
+    for number in orders:
+        tasks.append({"kind": "status_update", "order_id": number})
+    if scores["order_status"] and not orders and not rules.invoice_ids(message):
+        tasks.append({"kind": "status_update", "order_id": None})
+    return {"tasks": tasks[:8]}
+
+
+def concern(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    text = _customer_text(inputs)
+    number = str(inputs.get("invoice", {}).get("invoice_number", ""))
+    return {
+        "wants_investigation": rules.wants_investigation(text),
+        "concern": rules.concern_sentence(text, number),
+    }
+
+
+def answer_from_entries(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    entries = list(inputs.get("entries", []))
+    texts = [f"{e['question']} {e['question']} {e['answer']}" for e in entries]
+    hits = rank(str(inputs["message"]), texts, k=1)
+    if not hits or hits[0][1] < 0.5:
+        return {"answerable": False, "answer": "", "sources": []}
+    best = entries[hits[0][0]]
+    return {"answerable": True, "answer": best["answer"], "sources": list(best["sources"])}
+
+
+def _documents(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"title": str(d["title"]), "text": str(d["text"])} for d in inputs["documents"]]
+
+
+def faq_questions(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Extractive questions: one per informative sentence, taken round-robin across documents."""
+    n = int(inputs["n"])
+    per_doc = [rules.sentences(doc["text"]) for doc in _documents(inputs)]
+    questions: list[str] = []
+    seen: set[str] = set()
+    depth = 0
+    while len(questions) < n and any(depth < len(s) for s in per_doc):
+        for doc_sentences in per_doc:
+            if depth < len(doc_sentences) and len(questions) < n:
+                topic = " ".join(rules.content_words(doc_sentences[depth])[:5])
+                question = f"What do the documents say about {topic}?"
+                if topic and question not in seen:
+                    seen.add(question)
+                    questions.append(question)
+        depth += 1
+    return {"questions": questions}
+
+
+def faq_answer(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    pool = [s for doc in _documents(inputs) for s in rules.sentences(doc["text"])]
+    hits = rank(str(inputs["question"]), pool, k=2)
+    if not hits:
+        return {"answer": "The documents do not cover this."}
+    return {"answer": " ".join(pool[i] for i, _ in sorted(hits))}
+
+
+def faq_sources(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    answer = " ".join(str(inputs["answer"]).split())
+    titles = [
+        doc["title"]
+        for doc in _documents(inputs)
+        if any(s in answer for s in rules.sentences(doc["text"]))
+    ]
+    return {"sources": titles}
