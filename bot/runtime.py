@@ -42,4 +42,7 @@ async def open_runtime(
             ),
         )
     finally:
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            await close()
         await db.dispose()

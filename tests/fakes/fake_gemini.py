@@ -1,0 +1,342 @@
+"""A fake Gemini REST endpoint on 127.0.0.1, for tests and benchmarks.
+
+The real google-genai client talks to it over HTTP once `GOOGLE_GEMINI_BASE_URL` points
+at `fake.base_url`. It serves `POST /{api_version}/models/{model}:generateContent` (3.6.1
+sends `v1` by default, `v1beta` with GOOGLE_GENAI_API_VERSION=beta; both are accepted) and
+answers in the REST shape the SDK parses (candidates[].content.parts[].text,
+finishReason, usageMetadata, promptFeedback; errors as {"error": {code, status, details}}).
+
+    async with FakeGemini(lambda body: {"intent": "billing_inquiry"}, rpm=60) as fake:
+        fake.fail_next([429, 503, "hang"])
+        ...
+        assert fake.max_in_flight <= 3
+
+A responder returning a `str` answers that text, a `dict` answers it as JSON text, and a
+`RawResponse` is sent verbatim. Run it alone for a benchmark of a separate process:
+`python -m tests.fakes.fake_gemini --port 8089 --rpm 600 --latency 0.2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+    404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 502: "UNAVAILABLE",
+    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}  # fmt: skip
+_FAULT_KINDS = {"hang", "truncated_json", "empty_candidates", "safety_block", "prompt_blocked",
+                "disconnect"}  # fmt: skip
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A response body sent exactly as given (for shapes the helpers do not build)."""
+
+    body: dict[str, Any]
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted failure: an HTTP status or a kind from `_FAULT_KINDS`."""
+
+    kind: int | str
+    retry_delay_s: float | None = None  # for 429: overrides the fake's retry_delay_s
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """What one call sent, for assertions (the API key itself is never kept)."""
+
+    api_version: str
+    model: str
+    body: dict[str, Any]
+    received_at: float
+    had_api_key: bool
+
+
+Responder = Callable[[dict[str, Any]], "dict[str, Any] | str | RawResponse"]
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """System instruction then contents, concatenated: what implicit caching keys on."""
+    blocks = [body.get("systemInstruction") or {}, *body.get("contents", [])]
+    return "".join(part.get("text", "") for block in blocks for part in block.get("parts", []))
+
+
+def default_responder(body: dict[str, Any]) -> str:
+    """`{}` in JSON mode, a short text otherwise."""
+    config = body.get("generationConfig") or {}
+    return "{}" if config.get("responseMimeType") == "application/json" else "fake answer"
+
+
+@dataclass
+class _PrefixCache:
+    """Implicit prefix caching: a prompt sharing >= min_tokens of prefix with a recent one."""
+
+    min_tokens: int = 1024
+    ttl_s: float = 300.0
+    max_entries: int = 64
+    entries: deque[tuple[float, str, str]] = field(default_factory=deque)
+
+    def cached_tokens(self, model: str, text: str, now: float) -> int:
+        while self.entries and now - self.entries[0][0] > self.ttl_s:
+            self.entries.popleft()
+        best = max(
+            (_common_prefix(text, old) for _, m, old in self.entries if m == model), default=0
+        )
+        if len(text) >= self.min_tokens * CHARS_PER_TOKEN:
+            self.entries.append((now, model, text))
+            if len(self.entries) > self.max_entries:
+                self.entries.popleft()
+        tokens = best // CHARS_PER_TOKEN
+        return tokens if tokens >= self.min_tokens else 0
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the shared prefix, by binary search over C-speed slice comparisons."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@dataclass
+class _SlidingQuota:
+    """At most `limit` admitted requests in any `window_s`; rejected ones do not count."""
+
+    limit: int
+    window_s: float = 60.0
+    admitted: deque[float] = field(default_factory=deque)
+
+    def admit(self, now: float) -> float | None:
+        """None when admitted, else seconds until the oldest admission leaves the window."""
+        while self.admitted and now - self.admitted[0] >= self.window_s:
+            self.admitted.popleft()
+        if len(self.admitted) >= self.limit:
+            return self.admitted[0] + self.window_s - now
+        self.admitted.append(now)
+        return None
+
+
+class FakeGemini:
+    """A local generateContent server with latency, quota, faults, caching and counters."""
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency_s: float = 0.0,
+        rpm: int | None = None,
+        window_s: float = 60.0,
+        retry_delay_s: float = 0.3,
+        hang_s: float = 30.0,
+        cache_min_tokens: int = 1024,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.responder: Responder = responder or default_responder
+        self.latency_s = latency_s
+        self.retry_delay_s = retry_delay_s
+        self.hang_s = hang_s
+        self.quota = _SlidingQuota(rpm, window_s) if rpm else None
+        self.cache = _PrefixCache(min_tokens=cache_min_tokens)
+        self.requests: list[ReceivedRequest] = []
+        self.calls = 0
+        self.rate_limited = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._faults: deque[Fault] = deque()
+        self._host, self._port = host, port
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def fail_next(self, faults: Iterable[int | str | Fault]) -> None:
+        """Queue failures for the next calls, in order (one per call)."""
+        for fault in faults:
+            fault = fault if isinstance(fault, Fault) else Fault(fault)
+            if isinstance(fault.kind, str) and fault.kind not in _FAULT_KINDS:
+                raise ValueError(f"unknown fault {fault.kind!r}")
+            self._faults.append(fault)
+
+    async def __aenter__(self) -> FakeGemini:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen on a free port (or the given one) and set `base_url`."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/{version}/models/{action}", self._handle)
+        # handler_cancellation: a "hang" ends when the client gives up and disconnects.
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        await web.SockSite(self._runner, sock).start()
+        host, port = sock.getsockname()[:2]
+        self.base_url = f"http://{host}:{port}/"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        model, _, method = request.match_info["action"].partition(":")
+        if method != "generateContent":
+            return _error(404, f"unsupported method {method!r}")
+        body = await request.json()
+        self._record(request, model, body)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, model, body)
+        finally:
+            self.in_flight -= 1
+
+    def _record(self, request: web.Request, model: str, body: dict[str, Any]) -> None:
+        self.calls += 1
+        self.requests.append(
+            ReceivedRequest(
+                api_version=request.match_info["version"],
+                model=model,
+                body=body,
+                received_at=time.monotonic(),
+                had_api_key=bool(request.headers.get("x-goog-api-key")),
+            )
+        )
+
+    async def _answer(
+        self, request: web.Request, model: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        if not request.headers.get("x-goog-api-key"):
+            return _error(401, "API key not valid. Please pass a valid API key.")
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None and isinstance(fault.kind, int):
+            return self._status(fault.kind, fault.retry_delay_s or self.retry_delay_s)
+        if self.quota is not None and (wait := self.quota.admit(time.monotonic())) is not None:
+            return self._status(429, wait)
+        await asyncio.sleep(self.hang_s if fault and fault.kind == "hang" else self.latency_s)
+        if fault is not None and fault.kind == "disconnect":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)
+        payload = self._payload(model, body, fault.kind if fault else None)
+        if isinstance(payload, RawResponse):
+            return web.json_response(payload.body, status=payload.status)
+        text = json.dumps(payload)
+        if fault is not None and fault.kind == "truncated_json":
+            text = text[: len(text) // 2]
+        return web.Response(text=text, content_type="application/json")
+
+    def _status(self, status: int, retry_delay_s: float) -> web.Response:
+        """An error answer; a 429 says, like Google's, how long to wait."""
+        details = []
+        if status == 429:
+            self.rate_limited += 1
+            details = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{max(retry_delay_s, 0.001):.3f}s",
+                }
+            ]
+        return _error(status, f"fake {status}", details)
+
+    def _payload(
+        self, model: str, body: dict[str, Any], kind: str | None
+    ) -> dict[str, Any] | RawResponse:
+        prompt = prompt_text(body)
+        cached = self.cache.cached_tokens(model, prompt, time.monotonic())
+        if kind in ("empty_candidates", "prompt_blocked"):
+            answer = {"candidates": [], "usageMetadata": _usage(prompt, "", cached)}
+            if kind == "prompt_blocked":
+                answer["promptFeedback"] = {"blockReason": "SAFETY"}
+            return answer
+        if kind == "safety_block":
+            candidate = {"finishReason": "SAFETY", "index": 0, "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+            ]}  # fmt: skip
+            return {"candidates": [candidate], "usageMetadata": _usage(prompt, "", cached)}
+        answer = self.responder(body)
+        if isinstance(answer, RawResponse):
+            return answer
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        return {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": text}]},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": _usage(prompt, text, cached),
+            "modelVersion": model,
+            "responseId": f"fake-{self.calls}",
+        }
+
+
+def _usage(prompt: str, answer: str, cached: int) -> dict[str, int]:
+    prompt_tokens, answer_tokens = len(prompt) // CHARS_PER_TOKEN, len(answer) // CHARS_PER_TOKEN
+    usage = {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": answer_tokens,
+        "totalTokenCount": prompt_tokens + answer_tokens,
+    }
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+    return usage
+
+
+def _error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> web.Response:
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+    }
+    if details:
+        error["details"] = details
+    return web.json_response({"error": error}, status=status)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    async with FakeGemini(latency_s=args.latency, rpm=args.rpm, port=args.port) as fake:
+        print(f"GOOGLE_GEMINI_BASE_URL={fake.base_url}", flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Serve until interrupted, for benchmarks that run the bot in another process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rpm", type=int, default=None, help="requests per sliding minute")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per call")
+    try:
+        asyncio.run(_serve(parser.parse_args()))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
