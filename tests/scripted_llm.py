@@ -25,7 +25,9 @@ class ScriptedLLM:
     name = "scripted"
 
     def __init__(
-        self, scripts: dict[str, Script] | None = None, fallback: LLM | None = None,
+        self,
+        scripts: dict[str, Script] | None = None,
+        fallback: LLM | None = None,
         delay_s: float = 0.0,
     ) -> None:
         self.scripts: dict[str, Script] = dict(scripts or {})

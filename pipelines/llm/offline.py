@@ -130,11 +130,24 @@ def concern(inputs: Mapping[str, Any]) -> dict[str, Any]:
 def answer_from_entries(inputs: Mapping[str, Any]) -> dict[str, Any]:
     entries = list(inputs.get("entries", []))
     texts = [f"{e['question']} {e['question']} {e['answer']}" for e in entries]
-    hits = rank(str(inputs["message"]), texts, k=1)
-    if not hits or hits[0][1] < 0.5:
+    question = str(inputs["message"])
+    hits = rank(question, texts, k=1)
+    if not hits or coverage(question, texts[hits[0][0]]) < MIN_COVERAGE:
         return {"answerable": False, "answer": "", "sources": []}
     best = entries[hits[0][0]]
     return {"answerable": True, "answer": best["answer"], "sources": list(best["sources"])}
+
+
+MIN_COVERAGE = 0.34
+
+
+def coverage(question: str, text: str) -> float:
+    """The share of the question's content words that the text contains."""
+    words = rules.content_words(question)
+    if not words:
+        return 0.0
+    lowered = text.lower()
+    return sum(1 for word in words if word in lowered) / len(words)
 
 
 def _documents(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -165,7 +178,9 @@ def faq_answer(inputs: Mapping[str, Any]) -> dict[str, Any]:
     hits = rank(str(inputs["question"]), pool, k=2)
     if not hits:
         return {"answer": "The documents do not cover this."}
-    return {"answer": " ".join(pool[i] for i, _ in sorted(hits))}
+    # A second sentence only when it is nearly as relevant as the best one.
+    kept = [i for i, score in hits if score >= 0.6 * hits[0][1]]
+    return {"answer": " ".join(pool[i] for i in sorted(kept))}
 
 
 def faq_sources(inputs: Mapping[str, Any]) -> dict[str, Any]:

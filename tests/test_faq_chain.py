@@ -1,0 +1,120 @@
+"""The FAQ prompt chain with the scripted LLM: call counts, modes, citations, caching."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pipelines.config import LLMSettings
+from pipelines.faq import SourceDocument, build_faq, documents_block, faq_markdown
+from pipelines.llm.base import LLMRequest
+from pipelines.steps import PipelineContext, Trace
+from tests.scripted_llm import ScriptedLLM
+
+DOCS = [
+    SourceDocument("returns.md", "Returns are accepted within 30 days."),
+    SourceDocument("shipping.txt", "Shipping takes 3 to 5 business days."),
+    SourceDocument("warranty.md", "All products carry a two-year warranty."),
+]
+
+
+def scripted(n: int, invented: bool = False) -> ScriptedLLM:
+    def sources(request: LLMRequest) -> dict[str, list[str]]:
+        cited = ["returns.md"]
+        if invented:
+            cited.append("secret-pricing.pdf")
+        return {"sources": cited}
+
+    return ScriptedLLM(
+        {
+            "faq_questions": {"questions": [f"Question {i}?" for i in range(n)]},
+            "faq_answer": lambda req: {"answer": f"Answer to {req.inputs['question']}"},
+            "faq_sources": sources,
+        }
+    )
+
+
+def ctx_for(llm: ScriptedLLM) -> PipelineContext:
+    return PipelineContext(llm, LLMSettings(), Trace("faq", {}))
+
+
+async def test_ten_questions_over_three_documents_make_twenty_one_calls() -> None:
+    llm = scripted(10)
+    result = await build_faq(ctx_for(llm), DOCS, 10, "parallel")
+    assert len(result.items) == 10
+    assert len(llm.calls) == 21
+    assert llm.steps().count("faq_answer") == llm.steps().count("faq_sources") == 10
+
+
+async def test_parallel_mode_runs_question_chains_concurrently() -> None:
+    in_flight = 0
+    peak = 0
+    llm = scripted(6)
+    inner = llm.generate
+
+    async def tracking(request: LLMRequest):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        try:
+            return await inner(request)
+        finally:
+            in_flight -= 1
+
+    llm.generate = tracking  # type: ignore[method-assign]
+    await build_faq(ctx_for(llm), DOCS, 6, "parallel")
+    assert peak == 6
+    peak = 0
+    llm2 = scripted(6)
+    inner = llm2.generate
+    llm2.generate = tracking  # type: ignore[method-assign]
+    await build_faq(ctx_for(llm2), DOCS, 6, "sequential")
+    assert peak == 1
+
+
+async def test_invented_source_titles_are_dropped_and_reported() -> None:
+    result = await build_faq(ctx_for(scripted(3, invented=True)), DOCS, 3)
+    assert all(item.sources == ["returns.md"] for item in result.items)
+    assert any("secret-pricing.pdf" in note for note in result.notes)
+    assert "secret-pricing.pdf" not in faq_markdown("FAQ", result)
+
+
+async def test_every_faq_prompt_starts_with_the_shared_document_block() -> None:
+    llm = scripted(4)
+    await build_faq(ctx_for(llm), DOCS, 4)
+    block = documents_block(DOCS)
+    assert all(call.prompt.startswith(block) for call in llm.calls)
+
+
+async def test_questions_are_deduplicated_and_capped_and_progress_is_reported() -> None:
+    llm = ScriptedLLM(
+        {
+            "faq_questions": {"questions": ["Same?", "Same?", " ", "Other?", "Third?"]},
+            "faq_answer": {"answer": "A."},
+            "faq_sources": {"sources": []},
+        }
+    )
+    seen: list[tuple[str, int, int]] = []
+
+    async def progress(stage: str, done: int, total: int) -> None:
+        seen.append((stage, done, total))
+
+    result = await build_faq(ctx_for(llm), DOCS, 2, progress=progress)
+    assert [item.question for item in result.items] == ["Same?", "Other?"]
+    assert seen[0] == ("questions", 0, 2)
+    assert seen[-1] == ("answers", 2, 2)
+
+
+async def test_a_question_whose_steps_keep_failing_is_skipped_with_a_note() -> None:
+    llm = ScriptedLLM(
+        {
+            "faq_questions": {"questions": ["Good?", "Bad?"]},
+            "faq_answer": lambda req: (
+                "garbage" if req.inputs["question"] == "Bad?" else {"answer": "Fine."}
+            ),
+            "faq_sources": {"sources": ["warranty.md"]},
+        }
+    )
+    result = await build_faq(ctx_for(llm), DOCS, 2)
+    assert [item.question for item in result.items] == ["Good?"]
+    assert any("skipped 'Bad?'" in note for note in result.notes)
