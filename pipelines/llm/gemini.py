@@ -20,6 +20,7 @@ Notes on google-genai 3.6.1 that shape this adapter:
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -109,11 +110,13 @@ def build_config(request: LLMRequest) -> types.GenerateContentConfig:
     )
 
 
+@functools.cache
 def gemini_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON Schema reduced to what responseJsonSchema accepts.
 
     Unsupported keywords (`default`, `pattern`, `exclusiveMinimum`...) are dropped rather
     than risk a 400: the steps validate the answer with the full pydantic model anyway.
+    Cached per model class: it is rebuilt identically on every call otherwise.
     """
     cleaned: dict[str, Any] = _clean_schema(model.model_json_schema())
     return cleaned

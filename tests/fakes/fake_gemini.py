@@ -162,6 +162,7 @@ class FakeGemini:
         self.rate_limited = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.cached_tokens_served = 0
         self._faults: deque[Fault] = deque()
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
@@ -186,6 +187,9 @@ class FakeGemini:
         """Listen on a free port (or the given one) and set `base_url`."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/{version}/models/{action}", self._handle)
+        # Counters over HTTP, for benchmarks that run the fake in a separate process.
+        app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_post("/_fake/reset", self._reset)
         # handler_cancellation: a "hang" ends when the client gives up and disconnects.
         self._runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
@@ -202,6 +206,22 @@ class FakeGemini:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "calls": self.calls,
+            "rate_limited": self.rate_limited,
+            "max_in_flight": self.max_in_flight,
+            "cached_tokens": self.cached_tokens_served,
+        }
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.calls = self.rate_limited = self.max_in_flight = self.cached_tokens_served = 0
+        self.requests.clear()
+        return web.json_response(self.stats())
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["action"].partition(":")
@@ -269,6 +289,7 @@ class FakeGemini:
     ) -> dict[str, Any] | RawResponse:
         prompt = prompt_text(body)
         cached = self.cache.cached_tokens(model, prompt, time.monotonic())
+        self.cached_tokens_served += cached
         if kind in ("empty_candidates", "prompt_blocked"):
             answer = {"candidates": [], "usageMetadata": _usage(prompt, "", cached)}
             if kind == "prompt_blocked":

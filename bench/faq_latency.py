@@ -1,0 +1,65 @@
+"""FAQ latency: wall time of the FAQ chain over the critical-path lower bound.
+
+N = 4, 10, 25 questions over 3 documents, sequential and parallel, at a fixed per-call
+latency L against the fake endpoint. Lower bounds: 3 x L for parallel (questions ->
+answer -> sources), (2N + 1) x L for sequential. Targets: parallel <= 1.10 x at N = 10 and
+<= 1.25 x at N = 25, with LLM_MAX_CONCURRENCY = 2N + 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from bench.harness import documents, faq_answers, gemini_against_fake, table
+from pipelines.faq import Mode, build_faq
+from pipelines.steps import PipelineContext, Trace
+
+TARGETS = {10: 1.10, 25: 1.25}
+
+
+async def measure(n: int, mode: Mode, latency_s: float) -> tuple[float, int, int]:
+    """Wall seconds, calls made, items produced."""
+    async with gemini_against_fake(
+        faq_answers(n), latency_s=latency_s, max_concurrency=2 * n + 2, rpm=100_000
+    ) as (llm, fake, settings):
+        docs = documents()
+        # One warm-up call first: a serving process keeps its HTTP session and connections,
+        # so their one-time setup is not part of an FAQ's latency.
+        await build_faq(PipelineContext(llm, settings, Trace("warm-up", {})), docs, 1, mode)
+        await fake.stats(reset=True)
+        started = time.perf_counter()
+        result = await build_faq(PipelineContext(llm, settings, Trace("bench", {})), docs, n, mode)
+        wall = time.perf_counter() - started
+        return wall, (await fake.stats())["calls"], len(result.items)
+
+
+async def main(latency_s: float) -> int:
+    rows: list[list[str]] = []
+    missed: list[str] = []
+    for n in (4, 10, 25):
+        for mode in ("parallel", "sequential"):
+            wall, calls, items = await measure(n, mode, latency_s)  # type: ignore[arg-type]
+            bound = 3 * latency_s if mode == "parallel" else (2 * n + 1) * latency_s
+            ratio = wall / bound
+            target = TARGETS.get(n) if mode == "parallel" else None
+            ok = target is None or ratio <= target
+            if not ok or items != n or calls != 2 * n + 1:
+                missed.append(f"N={n} {mode}: ratio {ratio:.3f}, {items} items, {calls} calls")
+            rows.append(
+                [str(n), mode, str(calls), f"{wall:.3f}", f"{bound:.3f}", f"{ratio:.3f}",
+                 f"<= {target:.2f}" if target else "-", "ok" if ok else "MISSED"]
+            )  # fmt: skip
+    print(f"FAQ latency, per-call latency L = {latency_s:.3f} s (real google-genai client)")
+    print(table(["N", "mode", "calls", "wall s", "bound s", "ratio", "target", ""], rows))
+    for line in missed:
+        print("missed:", line)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency", type=float, default=0.25, help="per-call latency L (s)")
+    sys.exit(asyncio.run(main(parser.parse_args().latency)))
