@@ -103,6 +103,11 @@ def _owned(actor: Actor, customer_id: int) -> bool:
     return actor.is_agent or actor.customer_id == customer_id
 
 
+def _scoped(actor: Actor, idempotency_key: str) -> str:
+    """Idempotency keys are per customer: one customer's key can never replay another's."""
+    return f"c{actor.customer_id}:{idempotency_key}"[:200]
+
+
 class BillingSystem:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -136,6 +141,7 @@ class BillingSystem:
         self, actor: Actor, invoice_number: str, concern: str, idempotency_key: str
     ) -> BillingCaseView:
         """Open an investigation of `concern` about an invoice (once per idempotency key)."""
+        idempotency_key = _scoped(actor, idempotency_key)
         try:
             async with self._sessions() as session, session.begin():
                 existing = await session.scalar(
@@ -194,6 +200,7 @@ class ReturnsSystem:
         order_number: str | None = None,
     ) -> ReturnResult:
         """Authorise returning a product the customer bought, matched tolerant of typos."""
+        idempotency_key = _scoped(actor, idempotency_key)
         try:
             async with self._sessions() as session, session.begin():
                 existing = await session.scalar(

@@ -41,6 +41,7 @@ ORDER_STATES: list[tuple[str, str | None]] = [
 ]
 DEMO_EPOCH = dt.date(2026, 11, 2)
 ORDERS_PER_CUSTOMER = 3
+PROVISION_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,9 @@ async def get_or_create_customer(
     """The customer of a Slack user, provisioning a demo customer on first contact.
 
     Safe under concurrency: a second process creating the same customer hits the unique
-    constraint and reads the winner's row instead.
+    constraint and reads the winner's row instead. A conflict on the shared catalogue (two
+    *different* users' first contacts on an empty database both inserting the products)
+    leaves no customer to read, so that attempt is retried with the catalogue now present.
     """
     query = select(Customer).where(
         Customer.slack_team_id == team_id, Customer.slack_user_id == slack_user_id
@@ -135,25 +138,28 @@ async def get_or_create_customer(
         found = await session.scalar(query)
         if found is not None:
             return found
-    try:
-        async with sessions() as session, session.begin():
-            products = await ensure_catalog(session)
-            customer = Customer(
-                slack_team_id=team_id,
-                slack_user_id=slack_user_id,
-                name=name or f"Demo customer {slack_user_id}",
-                email=f"{slack_user_id.lower()}@demo.example",
-            )
-            session.add(customer)
-            await session.flush()
-            _build_demo_records(session, customer, products)
-        return customer
-    except IntegrityError:
-        async with sessions() as session:
-            found = await session.scalar(query)
-            if found is None:
+    for attempt in range(PROVISION_ATTEMPTS):
+        try:
+            async with sessions() as session, session.begin():
+                products = await ensure_catalog(session)
+                customer = Customer(
+                    slack_team_id=team_id,
+                    slack_user_id=slack_user_id,
+                    name=name or f"Demo customer {slack_user_id}",
+                    email=f"{slack_user_id.lower()}@demo.example",
+                )
+                session.add(customer)
+                await session.flush()
+                _build_demo_records(session, customer, products)
+            return customer
+        except IntegrityError:
+            async with sessions() as session:
+                found = await session.scalar(query)
+            if found is not None:
+                return found
+            if attempt == PROVISION_ATTEMPTS - 1:
                 raise
-            return found
+    raise AssertionError("unreachable")
 
 
 async def demo_ids(sessions: async_sessionmaker[AsyncSession], customer_id: int) -> DemoIds:
