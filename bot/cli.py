@@ -18,6 +18,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from bot import __version__
+from bot.cli_eval import register as register_eval
 from bot.runtime import open_runtime
 from bot.settings import Settings, SettingsError, load_settings
 from pipelines.contracts import IncomingMessage, SupportReply
@@ -280,6 +281,9 @@ def faq(
             typer.secho(f"[run {run_id}]", dim=True, err=True)
 
     asyncio.run(run())
+
+
+register_eval(app)
 
 
 def main() -> None:

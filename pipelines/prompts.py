@@ -151,3 +151,28 @@ ALL_TEMPLATES = (
     FAQ_ANSWER,
     FAQ_SOURCES,
 )
+
+# The single-prompt baseline of `supportbot eval` (pipelines/eval_baseline.py): one call
+# that does what the pipeline splits into steps, so the steps' benefit can be measured.
+# Not used to answer customers.
+SINGLE_PROMPT_BASELINE = PromptTemplate(
+    name="single_prompt_baseline",
+    system=(
+        "You are the whole customer-support assistant of an electronics shop, in one step. "
+        "From the customer's message return: intent, exactly one of technical_support (a "
+        "product does not work), billing_inquiry (invoices, charges, refunds of charges), "
+        "product_return (send a product back), order_status (where is an order, delivery), "
+        "general_question (policies, how-to, anything else), human_handoff (asks for a "
+        "person); tasks, every back-office task the message asks for: billing_inquiry (needs "
+        "invoice_number, like INV-10011), product_return (needs product_name, from the "
+        "customer's products when it is one of them, and reason), status_update (needs "
+        "order_id, like ORD-10011), leaving a parameter null when the customer did not give "
+        "it and never inventing ids; reply, one concise friendly reply that answers general "
+        "questions from the documents only; sources, the titles of the documents the reply "
+        "relies on, exactly as written, or none. " + DATA_RULE
+    ),
+    user=(
+        "$documents\n\nProducts this customer bought:\n$products\n\nEarlier turns:\n$history"
+        "\n\nMessage:\n$message"
+    ),
+)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipelines.eval_baseline import offline_single_prompt
 from pipelines.knowledge import rank
 from pipelines.llm import offline_rules as rules
 from pipelines.llm.base import LLMError, LLMRequest, LLMResponse, TokenUsage
@@ -37,6 +38,7 @@ class OfflineLLM:
             "faq_questions": faq_questions,
             "faq_answer": faq_answer,
             "faq_sources": faq_sources,
+            "single_prompt_baseline": offline_single_prompt,  # supportbot eval
         }
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
