@@ -102,16 +102,9 @@ def plan(inputs: Mapping[str, Any]) -> dict[str, Any]:
     if scores["billing_inquiry"] and not invoices:
         tasks.append({"kind": "billing_inquiry", "invoice_number": None})
     if scores["product_return"]:
-        product = rules.find_product(message, inputs.get("products", [])) or rules.return_phrase(
-            message
-        )
-        tasks.append(
-            {
-                "kind": "product_return",
-                "product_name": product,
-                "reason": rules.return_reason(message),
-            }
-        )
+        requests = rules.return_requests(message, inputs.get("products", [])) or [(None, None)]
+        for product, reason in requests:
+            tasks.append({"kind": "product_return", "product_name": product, "reason": reason})
     orders = rules.order_ids(message)
     for number in orders:
         tasks.append({"kind": "status_update", "order_id": number})

@@ -13,14 +13,18 @@ from rapidfuzz import fuzz, process
 
 INTENT_PATTERNS: dict[str, list[str]] = {
     "human_handoff": [
-        r"\b(human|real person|a person|someone real|an agent|representative|manager)\b",
+        r"\b(human|real person|a person|someone real|agent|representative|manager|operator|"
+        r"supervisor|staff( member)?|persona|mensch)\b",
         r"\btalk(ing)? to (a |an |some)?(one|body|person|human|agent)\b",
-        r"\bspeak (to|with)\b",
+        r"\b(speak (to|with)|escalate|live (chat|support|agent)|customer service|"
+        r"someone from (the|your) team|hand (me )?over)\b",
     ],
     "billing_inquiry": [
         r"\binv[-\s#]?\d{3,}",
-        r"\b(invoice|invoices|bill|billed|billing|charge[ds]?|overcharged|payment|paid|fee|fees)\b",
-        r"\b(too high|double charged|charged twice|price|cost me)\b",
+        r"\b(invoice|invoices|bill|billed|billing|charged|overcharged|payment|paid|fee|fees|"
+        r"receipt|vat|tax)\b",
+        r"\b(too high|double charged|charged twice|(a|the|this|that|extra|double) charge|"
+        r"charges on|price|cost me|subscription)\b",
         r"\brefund (my|the) (charge|payment)\b",
     ],
     "product_return": [
@@ -28,14 +32,23 @@ INTENT_PATTERNS: dict[str, list[str]] = {
         r"\b(incompatible|not compatible|doesn'?t fit|does not fit|wrong size|don'?t want)\b",
     ],
     "order_status": [
-        r"\bord[-\s#]?\d{3,}",
-        r"\b(where('?s| is)|track(ing)?|shipped|shipping status|deliver(y|ed)?|arrive[ds]?)\b",
-        r"\b(order status|my order|my package|parcel|shipment|eta)\b",
+        r"\bord[-\s#]?\d{3,}|\border\s*(number|no\.?|#)?\s*\d{4,}",
+        r"\b(where('?s| is| are)|track(ing)?|shipped|shipping status|deliver(y|ed)?|arrive[ds]?)\b",
+        r"\b(order status|my order|my package|parcel|shipment|eta|on (its|the) way|"
+        r"(hasn'?t|has not|didn'?t|not) (arrived|shipped|come)|still waiting|when (will|does) "
+        r"(it|my \w+) (ship|arrive|come))\b",
     ],
     "technical_support": [
-        r"\b(not working|doesn'?t work|does not work|stopped working|broken|won'?t (turn on|work|charge|connect))\b",
-        r"\b(error|crash(es|ed)?|freez(e|es|ing)|flicker(s|ing)?|no sound|no signal|keeps? disconnecting)\b",
-        r"\b(pair(ing)?|bluetooth|firmware|driver|reset|install|setup|set up|troubleshoot)\b",
+        r"\b(not working|doesn'?t work|does not work|stopped working|broken|won'?t (turn on|"
+        r"work|charge|connect|pair|boot|start)|not (charging|turning on|connecting|detected|"
+        r"recogni[sz]ed|showing up)|(doesn'?t|does not|won'?t) (detect|recogni[sz]e|show up))\b",
+        r"\b(error|crash(es|ed)?|freez(e|es|ing)|flicker(s|ing)?|no sound|no signal|"
+        r"keeps? (disconnecting|dropping|restarting|turning off)|black screen|blank screen|"
+        r"no display|dead pixels?|overheat(s|ing)?|lag(s|gy|ging)?|stuck|glitch(es|y|ing)?|"
+        r"buzz(es|ing)?|hiss(es|ing)?|crackl(e|es|ing)|static|grainy|blurry|cuts? out|"
+        r"drops? out|charges slowly|register(s|ing)? twice|double[- ]typ\w*|battery drains?)\b",
+        r"\b(pair(ing)?|bluetooth|firmware|driver|reset|install|setup|set up|troubleshoot|"
+        r"reboot|wi-?fi)\b",
     ],
     "general_question": [
         r"\b(policy|policies|warranty|opening hours|hours|how long|how do i|can i|do you)\b",
@@ -51,9 +64,22 @@ URGENT = re.compile(
 INVOICE_ID = re.compile(r"\binv(?:oice)?[-\s#:]*(\d{3,10})\b", re.IGNORECASE)
 ORDER_ID = re.compile(r"\bord(?:er)?[-\s#:]*(?:no\.?|number)?\s*(\d{3,10})\b", re.IGNORECASE)
 REASON = re.compile(
-    r"\b(?:because|since|as|due to)\b\s*(.+?)(?:[.;!?]|,? and (?:where|what|my|the|also|i)\b|$)"
-    r"|\b((?:it'?s|it is|they'?re|is|are)\s+(?:incompatible|not compatible|broken|defective|"
-    r"damaged|too \w+|the wrong \w+)[^.;!?]*)",
+    r"\b(?:because|since|as|due to|cause|cuz|bc)\b\s*(.+?)(?:[.;!?]|,? and\b|$)"
+    r"|\(([^)]{2,120})\)"
+    r"|\s[-\u2013\u2014:]\s*(.+?)(?:[.;!?]|,? and\b|$)"
+    r"|\b((?:it'?s|its|it is|they'?re|they are|is|are)\s+(?:not |too |the wrong |way too )?"
+    r"(?:incompatible|compatible|broken|defective|damaged|faulty|small|big|large|loud|noisy|"
+    r"slow|\w+)[^.;!?,]*)",
+    re.IGNORECASE,
+)
+CLAUSE_BREAK = re.compile(
+    r"[.;!?\n]+|,?\s+\b(?:and also|also|plus|and then)\b|\s\+\s|,\s*and\b(?=\s+(?:i|where|what|"
+    r"when|can|could|please|my|the|invoice|order))",
+    re.IGNORECASE,
+)
+RETURN_WORDS = re.compile(
+    r"\b(return|returning|send (?:\w+ )?back|sending (?:\w+ )?back|rma|"
+    r"exchange|refund)\b",
     re.IGNORECASE,
 )
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#\d])")
@@ -127,17 +153,42 @@ def return_phrase(text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def return_reason(text: str) -> str | None:
-    for sentence in sentences(text):
-        if re.search(
-            r"\b(return|send back|incompatible|compatible|broken|defective)\b",
-            sentence,
-            re.IGNORECASE,
+def clauses(text: str) -> list[str]:
+    """The message cut at sentence ends and at joins like "and also", "plus", "; "."""
+    return [part.strip(" ,") for part in CLAUSE_BREAK.split(text) if part and part.strip(" ,")]
+
+
+def return_reason(clause: str) -> str | None:
+    """Why the customer returns the product, from one clause ("because ...", "(...)", ...)."""
+    match = REASON.search(clause)
+    if not match:
+        return None
+    reason = next((group for group in match.groups() if group), "")
+    return reason.strip(" ,") or None
+
+
+def return_requests(text: str, products: Iterable[str]) -> list[tuple[str | None, str | None]]:
+    """(product, reason) for each clause that asks to return something.
+
+    A clause names the product (a purchased one, matched fuzzily, or the phrase after
+    "return"); its reason may sit in the same clause or in the next one ("... - too loud").
+    """
+    known = list(products)
+    parts = clauses(text)
+    found: list[tuple[str | None, str | None]] = []
+    for index, clause in enumerate(parts):
+        if not RETURN_WORDS.search(clause) and not re.search(
+            r"\b(incompatible|not compatible|doesn'?t fit|wrong size)\b", clause, re.IGNORECASE
         ):
-            match = REASON.search(sentence)
-            if match:
-                return (match.group(1) or match.group(2) or "").strip(" ,") or None
-    return None
+            continue
+        product = find_product(clause, known) or return_phrase(clause)
+        reason = return_reason(clause)
+        if reason is None and index + 1 < len(parts) and not RETURN_WORDS.search(parts[index + 1]):
+            reason = return_reason(parts[index + 1])
+        if product is None and found:
+            continue  # a second mention of the same return ("... and refund it")
+        found.append((product, reason))
+    return found
 
 
 def sentences(text: str) -> list[str]:
