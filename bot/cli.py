@@ -19,6 +19,7 @@ import typer
 
 from bot import __version__
 from bot.cli_eval import register as register_eval
+from bot.cli_server import register as register_server
 from bot.runtime import open_runtime
 from bot.settings import Settings, SettingsError, load_settings
 from pipelines.contracts import IncomingMessage, SupportReply
@@ -284,6 +285,7 @@ def faq(
 
 
 register_eval(app)
+register_server(app)
 
 
 def main() -> None:

@@ -1,0 +1,66 @@
+"""The Slack AI-app surface (Bolt's `AsyncAssistant` middleware).
+
+When the app has "Agents & AI Apps" enabled, a user opens an assistant thread in the side
+panel. On thread start the bot offers suggested prompts; a user message in an assistant
+thread is queued exactly like a direct message (same dedupe key, same worker). The worker
+shows `assistant.threads.setStatus` instead of a reaction, and titles the thread after
+answering (see `bot.reply_job`).
+
+Suggested prompts are set in a lazy listener, after the acknowledgement: they are
+cosmetic and idempotent, and a slow Slack call must not delay the ack.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncBoltContext
+from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import (
+    AsyncSetSuggestedPrompts,
+)
+from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
+
+from bot.listeners import Intake
+
+logger = logging.getLogger(__name__)
+
+SUGGESTED_PROMPTS: list[dict[str, str]] = [
+    {"title": "Where is my order?", "message": "Where is my order?"},
+    {"title": "Return a product", "message": "I would like to return a product."},
+    {"title": "Question about an invoice", "message": "I have a question about an invoice."},
+]
+PROMPTS_TITLE = "How can I help?"
+
+
+def build_assistant(intake: Intake) -> AsyncAssistant:
+    """The assistant middleware: prompts on thread start, user messages into the queue."""
+    assistant = AsyncAssistant()
+
+    async def ack_thread_started() -> None:
+        """Nothing to do before the ack; the prompts follow in `offer_prompts`."""
+
+    async def offer_prompts(set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
+        try:
+            await set_suggested_prompts(prompts=SUGGESTED_PROMPTS, title=PROMPTS_TITLE)
+        except Exception as exc:  # cosmetic: never worth a redelivery
+            logger.warning("could not set suggested prompts: %s", exc)
+
+    async def on_user_message(
+        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await intake.accept(
+            event,
+            event_type="message",
+            team_id=str(body.get("team_id") or context.team_id or ""),
+            bot_user_id=context.bot_user_id,
+            event_id=str(body.get("event_id", "")),
+            assistant=True,
+        )
+
+    assistant.thread_started(lazy=[offer_prompts])(ack_thread_started)  # type: ignore[list-item]
+    assistant.user_message(on_user_message)
+    return assistant
+
+
+__all__ = ["PROMPTS_TITLE", "SUGGESTED_PROMPTS", "build_assistant"]

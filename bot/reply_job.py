@@ -1,0 +1,308 @@
+"""The `slack_message` job: answer one customer message in its thread, exactly once.
+
+Steps: show that the bot is working (an :eyes: reaction, or the assistant status), let
+the support pipeline answer (`AnswersMessages.handle`, whose side effects are idempotent on
+the message's `request_id`), post the reply in the thread, remove the reaction.
+
+Exactly one reply, even across crashes and retries: the reply carries the job id in its
+message metadata. A run that may follow an earlier partial run (`LeasedJob.is_retry`)
+first looks for that metadata in the thread (`conversations.replies`) and, if the reply
+is there, only settles the job. The remaining window (two workers posting at the same
+instant after a lease was lost) needs a worker stalled for a whole lease; it is logged.
+
+Slack errors are handled deliberately:
+- 429 is waited out by the client's retry handler (Retry-After); if it persists, the job
+  retries no sooner than Retry-After;
+- errors retrying cannot fix (`not_in_channel`, `invalid_auth`, …) dead-letter the job at
+  once with an explanation in `last_error`, instead of a crash loop;
+- anything else retries with backoff; when the job finally gives up, the customer is
+  told a person will follow up (if the bot can post there at all).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.metrics import REPLIES_POSTED, SLACK_API_ERRORS
+from bot.views import FOLLOW_UP_TEXT, follow_up_blocks, plain_text_fallback, reply_blocks
+from bot.worker import JobFailed
+from pipelines.contracts import IncomingMessage, SupportReply
+from pipelines.llm import LLMUnavailable
+from storage.conversations import ConversationStore, ThreadKey
+from storage.queue import LeasedJob
+
+logger = logging.getLogger(__name__)
+
+REPLY_EVENT_TYPE = "supportbot_reply"
+WORKING_REACTION = "eyes"
+WORKING_STATUS = "is looking into it…"
+MAX_REPLY_PAGES = 10
+
+# Retrying cannot fix these: dead-letter at once, with what to do about it.
+FATAL_SLACK_ERRORS: dict[str, str] = {
+    "not_in_channel": "invite the bot to the channel (/invite @bot)",
+    "channel_not_found": "the channel is gone or the bot cannot see it",
+    "is_archived": "the channel is archived",
+    "invalid_auth": "SLACK_BOT_TOKEN is invalid",
+    "not_authed": "SLACK_BOT_TOKEN is missing",
+    "account_inactive": "the bot's account or workspace is deactivated",
+    "token_revoked": "the bot token was revoked; reinstall the app",
+    "token_expired": "the bot token expired",
+    "missing_scope": "the app lacks an OAuth scope; see manifest.yaml and reinstall",
+    "no_permission": "the bot is not allowed to post there",
+    "restricted_action": "a workspace setting prevents the bot from posting there",
+}
+BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+FALLBACK_TEXT_CHARS = 3000
+
+
+class AnswersMessages(Protocol):
+    """The support pipeline as seen by the Slack layer (`pipelines.support.SupportService`)."""
+
+    async def handle(self, message: IncomingMessage) -> SupportReply: ...
+
+
+def slack_error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") or f"http_{exc.response.status_code}")
+
+
+def to_job_failure(method: str, exc: Exception) -> JobFailed:
+    """Classify a failed Slack call (see the module docstring)."""
+    if not isinstance(exc, SlackApiError):
+        SLACK_API_ERRORS.labels(method=method, error=type(exc).__name__).inc()
+        return JobFailed(f"Slack {method}: {type(exc).__name__}: {exc}")
+    error = slack_error(exc)
+    SLACK_API_ERRORS.labels(method=method, error=error).inc()
+    if error in FATAL_SLACK_ERRORS:
+        return JobFailed(
+            f"Slack {method}: {error} ({FATAL_SLACK_ERRORS[error]})",
+            permanent=True,
+            can_notify=False,
+        )
+    retry_in = None
+    if error == "ratelimited" or exc.response.status_code == 429:
+        retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
+            "retry-after"
+        )
+        retry_in = float(retry_after) if retry_after else 30.0
+    return JobFailed(f"Slack {method}: {error}", retry_in=retry_in)
+
+
+SLACK_CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+
+
+class SlackReplyJob:
+    """`JobHandler` of the `slack_message` kind."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        service: AnswersMessages,
+        conversations: ConversationStore | None = None,
+    ) -> None:
+        self._client = client
+        self._service = service
+        self._conversations = conversations
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        message = IncomingMessage.model_validate(job.payload["message"])
+        assistant = bool(job.payload.get("assistant"))
+        if job.is_retry:
+            posted = await self.find_posted(message, job.id)
+            if posted is not None:
+                REPLIES_POSTED.labels(kind="already_posted").inc()
+                await self._done_working(message)
+                return {"ts": posted, "already_posted": True}
+        await self._show_working(message, assistant)
+        try:
+            reply = await self._service.handle(message)
+        except LLMUnavailable as exc:
+            raise JobFailed(f"LLM unavailable: {exc}") from exc
+        ts = await self._post_reply(message, reply, job.id)
+        await self._done_working(message)
+        if assistant:
+            await self._set_title(message, reply)
+        return {
+            "ts": ts,
+            "ticket": reply.ticket_number,
+            "run_id": reply.run_id,
+            "escalated": reply.escalated,
+            "provider": reply.provider,
+        }
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        """Tell the customer a person will follow up, and flag the ticket if there is one."""
+        message = IncomingMessage.model_validate(job.payload["message"])
+        if await self.find_posted(message, job.id) is not None:
+            return
+        ticket_number = await self._flag_ticket(message, error)
+        await self._call(
+            "chat.postMessage",
+            self._client.chat_postMessage(
+                channel=message.channel_id,
+                thread_ts=message.thread_ts,
+                text=FOLLOW_UP_TEXT,
+                blocks=follow_up_blocks(ticket_number),
+                metadata=self._metadata(job.id, follow_up=True),
+            ),
+        )
+        REPLIES_POSTED.labels(kind="follow_up").inc()
+        await self._done_working(message)
+
+    async def find_posted(self, message: IncomingMessage, job_id: int) -> str | None:
+        """The ts of this job's reply if an earlier attempt already posted it."""
+        cursor: str | None = None
+        for _ in range(MAX_REPLY_PAGES):
+            try:
+                response = await self._client.conversations_replies(
+                    channel=message.channel_id,
+                    ts=message.thread_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                if slack_error(exc) == "thread_not_found":
+                    return None
+                raise to_job_failure("conversations.replies", exc) from exc
+            except SLACK_CALL_ERRORS as exc:
+                raise to_job_failure("conversations.replies", exc) from exc
+            for posted in response.get("messages") or []:
+                metadata = posted.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == REPLY_EVENT_TYPE and str(
+                    payload.get("job_id")
+                ) == str(job_id):
+                    return str(posted.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        return None
+
+    # --- Slack calls ------------------------------------------------------------------
+
+    async def _post_reply(self, message: IncomingMessage, reply: SupportReply, job_id: int) -> str:
+        text = plain_text_fallback(reply)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=message.channel_id,
+                thread_ts=message.thread_ts,
+                text=text,
+                blocks=reply_blocks(reply),
+                metadata=self._metadata(job_id),
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            if slack_error(exc) not in BLOCK_ERRORS:
+                raise to_job_failure("chat.postMessage", exc) from exc
+            # Slack refused our blocks: still answer, in plain text.
+            logger.warning("blocks refused (%s); posting plain text", slack_error(exc))
+            response = await self._call(
+                "chat.postMessage",
+                self._client.chat_postMessage(
+                    channel=message.channel_id,
+                    thread_ts=message.thread_ts,
+                    text=text[:FALLBACK_TEXT_CHARS],
+                    metadata=self._metadata(job_id),
+                ),
+            )
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("chat.postMessage", exc) from exc
+        REPLIES_POSTED.labels(kind="answer").inc()
+        return str(response.get("ts"))
+
+    async def _show_working(self, message: IncomingMessage, assistant: bool) -> None:
+        """An assistant status in AI-app threads, an :eyes: reaction elsewhere."""
+        if assistant:
+            try:
+                await self._client.assistant_threads_setStatus(
+                    channel_id=message.channel_id,
+                    thread_ts=message.thread_ts,
+                    status=WORKING_STATUS,
+                )
+                return
+            except SLACK_CALL_ERRORS as exc:
+                logger.info("assistant status unavailable (%s); reacting instead", exc)
+        try:
+            await self._client.reactions_add(
+                channel=message.channel_id, timestamp=message.message_ts, name=WORKING_REACTION
+            )
+        except SlackApiError as exc:
+            if slack_error(exc) == "already_reacted":
+                return
+            failure = to_job_failure("reactions.add", exc)
+            if failure.permanent:
+                raise failure from exc
+            logger.info("could not add the working reaction: %s", slack_error(exc))
+        except SLACK_CALL_ERRORS as exc:
+            logger.info("could not add the working reaction: %s", exc)
+
+    async def _done_working(self, message: IncomingMessage) -> None:
+        """Remove the reaction (cosmetic: a failure is only logged). The assistant status
+        clears itself when the bot replies."""
+        try:
+            await self._client.reactions_remove(
+                channel=message.channel_id, timestamp=message.message_ts, name=WORKING_REACTION
+            )
+        except SlackApiError as exc:
+            if slack_error(exc) != "no_reaction":
+                SLACK_API_ERRORS.labels(method="reactions.remove", error=slack_error(exc)).inc()
+                logger.info("could not remove the working reaction: %s", slack_error(exc))
+        except SLACK_CALL_ERRORS as exc:
+            logger.info("could not remove the working reaction: %s", exc)
+
+    async def _set_title(self, message: IncomingMessage, reply: SupportReply) -> None:
+        topic = reply.intents[0].replace("_", " ") if reply.intents else "support request"
+        try:
+            await self._client.assistant_threads_setTitle(
+                channel_id=message.channel_id,
+                thread_ts=message.thread_ts,
+                title=f"{reply.ticket_number} · {topic.capitalize()}",
+            )
+        except SLACK_CALL_ERRORS as exc:
+            logger.info("could not set the assistant thread title: %s", exc)
+
+    async def _call(self, method: str, call: Any) -> Any:
+        try:
+            return await call
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure(method, exc) from exc
+
+    async def _flag_ticket(self, message: IncomingMessage, error: str) -> str | None:
+        if self._conversations is None:
+            return None
+        try:
+            key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
+            ticket = await self._conversations.find_ticket(key)
+            if ticket is None:
+                return None
+            await self._conversations.update_ticket(
+                ticket.id,
+                status="escalated",
+                escalation_reason=f"the bot could not answer: {error}"[:500],
+            )
+            return ticket.ticket_number
+        except Exception as exc:
+            logger.warning("could not flag the ticket: %s", exc)
+            return None
+
+    @staticmethod
+    def _metadata(job_id: int, follow_up: bool = False) -> dict[str, Any]:
+        payload: dict[str, Any] = {"job_id": str(job_id)}
+        if follow_up:
+            payload["follow_up"] = True
+        return {"event_type": REPLY_EVENT_TYPE, "event_payload": payload}
+
+
+__all__ = [
+    "FATAL_SLACK_ERRORS",
+    "REPLY_EVENT_TYPE",
+    "AnswersMessages",
+    "SlackReplyJob",
+    "to_job_failure",
+]

@@ -1,0 +1,209 @@
+"""Serving: the Starlette app (HTTP mode), Socket Mode, and the stand-alone worker process.
+
+HTTP routes:
+- `POST /slack/events` — every Slack request (events, commands, interactivity) through
+  Bolt's Starlette adapter; Bolt verifies the signature and the timestamp (401 otherwise);
+- `GET /healthz` — 200 when the database answers `SELECT 1`, 503 when it does not;
+- `GET /metrics` — Prometheus text format, queue depth read from the database.
+
+The embedded worker runs in the app's lifespan: it starts with the server and, on
+shutdown (SIGTERM), stops claiming, finishes or releases its jobs, then lets the server go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from prometheus_client import start_http_server
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.metrics import ACK_SECONDS, refresh_queue_gauges, render_latest
+from bot.settings import Settings, SettingsError
+from bot.wiring import Feature, SlackRuntime, check_slack_token, open_slack_runtime
+from bot.worker import Worker
+from storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 2.0
+CHAT_HINT = "or try the bot without Slack: `supportbot chat`"
+
+
+class TimedSocketModeHandler(AsyncSocketModeHandler):
+    """Socket Mode adapter that records how long each acknowledgement took."""
+
+    async def handle(self, client: Any, req: Any) -> None:
+        started = time.perf_counter()
+        await super().handle(client, req)
+        ACK_SECONDS.labels(mode="socket").observe(time.perf_counter() - started)
+
+
+async def database_is_up(db: Database) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:
+        logger.warning("health check: database unavailable: %s", exc)
+        return False
+
+
+def create_asgi_app(
+    slack: SlackRuntime,
+    bolt: AsyncApp | None,
+    worker: Worker | None = None,
+    socket_handler: AsyncSocketModeHandler | None = None,
+) -> Starlette:
+    """The ASGI app; `bolt=None` leaves out `/slack/events` (Socket Mode serves only health
+    and metrics over HTTP)."""
+
+    async def slack_events(request: Request) -> Response:
+        started = time.perf_counter()
+        assert handler is not None
+        response = await handler.handle(request)
+        ACK_SECONDS.labels(mode="http").observe(time.perf_counter() - started)
+        return response
+
+    async def healthz(_: Request) -> Response:
+        if await database_is_up(slack.core.db):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+
+    async def metrics(_: Request) -> Response:
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                await refresh_queue_gauges(slack.queue)
+        except Exception as exc:  # still serve the process's own metrics
+            logger.warning("metrics: queue counts unavailable: %s", exc)
+        body, content_type = render_latest()
+        return Response(body, media_type=content_type)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
+        if socket_handler is not None:
+            await socket_handler.connect_async()
+        try:
+            yield
+        finally:
+            if socket_handler is not None:
+                await socket_handler.close_async()
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
+
+    handler = AsyncSlackRequestHandler(bolt) if bolt is not None else None
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if handler is not None:
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def run_uvicorn(app: Starlette, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn handles the signals, then the lifespan drains)."""
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info")
+    await uvicorn.Server(config).serve()
+
+
+def require_for_serve(settings: Settings, socket_mode: bool) -> None:
+    """Stop with one line naming what is missing, and where to go without Slack."""
+    needed = ["slack_bot_token", "slack_app_token" if socket_mode else "slack_signing_secret"]
+    try:
+        settings.require(*needed)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc}; set them in the environment or .env, {CHAT_HINT}") from None
+
+
+async def serve(
+    settings: Settings,
+    *,
+    socket_mode: bool = False,
+    embedded_worker: bool = True,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    concurrency: int = 4,
+    lease_seconds: float = 60.0,
+    features: tuple[Feature, ...] = (),
+) -> None:
+    """`supportbot serve`: HTTP mode (or Socket Mode), with an embedded worker by default."""
+    require_for_serve(settings, socket_mode)
+    async with open_slack_runtime(settings, features=features) as slack:
+        await check_slack_token(slack.client)
+        bolt = slack.build_app(socket_mode=socket_mode)
+        worker = (
+            slack.build_worker(concurrency=concurrency, lease_seconds=lease_seconds)
+            if embedded_worker
+            else None
+        )
+        socket_handler = None
+        if socket_mode:
+            assert settings.slack_app_token is not None
+            socket_handler = TimedSocketModeHandler(
+                bolt, settings.slack_app_token.get_secret_value()
+            )
+        app = create_asgi_app(
+            slack, None if socket_mode else bolt, worker=worker, socket_handler=socket_handler
+        )
+        mode = "Socket Mode" if socket_mode else "HTTP mode (POST /slack/events)"
+        logger.info(
+            "serving %s on %s:%d; worker %s",
+            mode,
+            host,
+            port or settings.port,
+            "embedded" if worker else "disabled",
+        )
+        await run_uvicorn(app, host, port or settings.port)
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    concurrency: int = 8,
+    lease_seconds: float = 60.0,
+    metrics_port: int | None = None,
+    features: tuple[Feature, ...] = (),
+) -> None:
+    """`supportbot worker`: the worker loop alone, until SIGINT/SIGTERM."""
+    try:
+        settings.require("slack_bot_token")
+    except SettingsError as exc:
+        raise SettingsError(f"{exc}; the worker posts replies with it") from None
+    async with open_slack_runtime(settings, features=features) as slack:
+        await check_slack_token(slack.client)
+        worker = slack.build_worker(concurrency=concurrency, lease_seconds=lease_seconds)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # not on Windows
+                loop.add_signal_handler(signum, worker.stop)
+        if metrics_port:
+            start_http_server(metrics_port)
+        await worker.run()
+
+
+__all__ = [
+    "TimedSocketModeHandler",
+    "create_asgi_app",
+    "database_is_up",
+    "require_for_serve",
+    "run_uvicorn",
+    "run_worker",
+    "serve",
+]

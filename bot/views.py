@@ -1,0 +1,170 @@
+"""Block Kit for the bot's replies: pure functions, no I/O, so they are tested directly.
+
+Slack's limits shape the layout: a section's text holds at most 3000 characters and a
+message at most 50 blocks, so a long answer is split into several sections at paragraph,
+line or word boundaries. The message `text` is always set as well: notifications,
+screen readers and old clients show it instead of the blocks.
+
+Answer text comes from an LLM (or a customer's own words echoed back), so it is escaped
+before it reaches Slack: a stray `<!channel>` must never ping a whole channel.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pipelines.contracts import SupportReply
+
+Block = dict[str, Any]
+
+MAX_SECTION_CHARS = 3000
+MAX_BLOCKS = 50
+MAX_CONTEXT_CHARS = 3000
+MAX_MESSAGE_TEXT = 39_000  # Slack truncates `text` at 40,000 characters
+TRUNCATION_NOTE = "… (answer shortened to fit in Slack)"
+
+TALK_TO_HUMAN_ACTION = "talk_to_human"
+TALK_TO_HUMAN_LABEL = "Talk to a person"
+
+PROVIDER_LABELS = {
+    "gemini": "answered by Gemini",
+    "offline": "answered by the offline assistant (no LLM)",
+    "scripted": "scripted answer",
+}
+
+FOLLOW_UP_TEXT = (
+    "Sorry, I couldn't finish answering this. A person from the support team will follow up here."
+)
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)<>|]+)\)")
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters, so text cannot mention, ping or fake a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(text: str) -> str:
+    """Escape, then turn the common Markdown an LLM writes into Slack mrkdwn."""
+    text = escape(text)
+    text = _HEADING.sub(r"*\1*", text)
+    text = _BOLD.sub(r"*\1*", text)
+    return _LINK.sub(r"<\2|\1>", text)
+
+
+def split_text(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:
+    """Split `text` into chunks of at most `limit` characters at the nicest boundary."""
+    chunks: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < limit // 2:  # no boundary in the second half: cut hard
+            cut = limit
+        cut = _outside_markup(window, cut)
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks
+
+
+def _outside_markup(text: str, cut: int) -> int:
+    """Move `cut` back so it does not split a `<link|label>` or an `&amp;` entity."""
+    opened = text.rfind("<", 0, cut)
+    if opened > text.rfind(">", 0, cut) and opened > 0:
+        cut = opened
+    amp = text.rfind("&", max(0, cut - 5), cut)
+    if amp > 0 and ";" not in text[amp:cut]:
+        cut = amp
+    return cut
+
+
+def context_line(reply: SupportReply) -> str:
+    """'Ticket T-00012 · RMA-000123 created · answered by …', escaped for mrkdwn."""
+    parts = [f"Ticket {reply.ticket_number}", *reply.actions]
+    if reply.escalated:
+        parts.append("handed to the support team")
+    label = PROVIDER_LABELS.get(reply.provider)
+    if label:
+        parts.append(label)
+    line = escape(" · ".join(part for part in parts if part))
+    return line[:MAX_CONTEXT_CHARS]
+
+
+def answer_sections(text: str, max_sections: int) -> list[Block]:
+    chunks = split_text(to_mrkdwn(text)) or [" "]
+    if len(chunks) > max_sections:
+        chunks = chunks[:max_sections]
+        keep = MAX_SECTION_CHARS - len(TRUNCATION_NOTE) - 1
+        chunks[-1] = chunks[-1][:keep].rstrip() + "\n" + TRUNCATION_NOTE
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}} for chunk in chunks]
+
+
+def talk_to_human_button(ticket_number: str) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "support_reply_actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": TALK_TO_HUMAN_ACTION,
+                "text": {"type": "plain_text", "text": TALK_TO_HUMAN_LABEL},
+                "value": ticket_number,
+            }
+        ],
+    }
+
+
+def reply_blocks(reply: SupportReply) -> list[Block]:
+    """The reply as Block Kit: answer section(s), a context line, a "Talk to a person" button.
+
+    The button is left out once the ticket is escalated: a person is already on it.
+    """
+    footer: list[Block] = [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)}]}
+    ]
+    if not reply.escalated:
+        footer.append(talk_to_human_button(reply.ticket_number))
+    return [*answer_sections(reply.text, MAX_BLOCKS - len(footer)), *footer]
+
+
+def plain_text_fallback(reply: SupportReply) -> str:
+    """The message `text`: the whole answer plus the ticket line, within Slack's limit."""
+    footer = "\n\n" + context_line(reply)
+    body = to_mrkdwn(reply.text.strip())
+    room = MAX_MESSAGE_TEXT - len(footer)
+    if len(body) > room:
+        body = body[: room - len(TRUNCATION_NOTE) - 1].rstrip() + "\n" + TRUNCATION_NOTE
+    return body + footer
+
+
+def follow_up_blocks(ticket_number: str | None = None) -> list[Block]:
+    """The message a customer gets when the bot gives up: a person will follow up."""
+    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": FOLLOW_UP_TEXT}}]
+    if ticket_number:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": escape(f"Ticket {ticket_number}")}],
+            }
+        )
+    return blocks
+
+
+__all__ = [
+    "FOLLOW_UP_TEXT",
+    "MAX_BLOCKS",
+    "MAX_SECTION_CHARS",
+    "TALK_TO_HUMAN_ACTION",
+    "context_line",
+    "escape",
+    "follow_up_blocks",
+    "plain_text_fallback",
+    "reply_blocks",
+    "split_text",
+    "to_mrkdwn",
+]

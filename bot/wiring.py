@@ -1,0 +1,196 @@
+"""Wiring the Slack layer of one process: client, queue, intake, job handlers, features.
+
+Built on `bot.runtime.open_runtime` (database, LLM, `SupportService`). `serve`, `serve
+--socket` and `worker` all open the same `SlackRuntime`; they differ only in what they
+run (HTTP server, Socket Mode connection, worker loop).
+
+Other features (triage buttons, App Home, /faq) plug in as a `Feature`: it registers its
+listeners on the Bolt app and contributes job handlers for the kinds it enqueues, so the
+same feature works in a `serve` process and in a separate `worker` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
+
+from bot.app import build_app, build_client
+from bot.listeners import SLACK_MESSAGE_JOB, Intake, IntakeConfig
+from bot.reply_job import FATAL_SLACK_ERRORS, AnswersMessages, SlackReplyJob
+from bot.runtime import Runtime, open_runtime
+from bot.settings import Settings, SettingsError
+from bot.worker import JobHandler, Worker
+from pipelines.llm.base import LLM
+from storage.conversations import ConversationStore
+from storage.db import create_engine, is_sqlite
+from storage.migrate import upgrade
+from storage.queue import JobQueue
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_LOCK_ID = 0x5B0_7A1E  # any constant shared by every supportbot process
+
+
+class Feature(Protocol):
+    """A Slack feature living beside the message listeners."""
+
+    def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
+        """Add listeners (they must ack fast: the app processes before responding)."""
+        ...
+
+    def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
+        """Handlers for the job kinds this feature enqueues."""
+        ...
+
+
+@dataclass
+class SlackRuntime:
+    core: Runtime
+    client: AsyncWebClient
+    queue: JobQueue
+    intake: Intake
+    service: AnswersMessages
+    features: Sequence[Feature] = ()
+    handlers: dict[str, JobHandler] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    def build_app(self, *, socket_mode: bool = False) -> AsyncApp:
+        return build_app(
+            self.settings,
+            self.intake,
+            client=self.client,
+            socket_mode=socket_mode,
+            registrars=[partial(feature.register, slack=self) for feature in self.features],
+        )
+
+    def build_worker(
+        self,
+        *,
+        concurrency: int = 4,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 0.5,
+        shutdown_grace: float = 20.0,
+    ) -> Worker:
+        worker = Worker(
+            self.queue,
+            self.handlers,
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
+            poll_interval=poll_interval,
+            shutdown_grace=shutdown_grace,
+        )
+        self.intake.notify(worker.wake)  # an embedded worker starts at once, without polling
+        return worker
+
+
+async def apply_migrations(database_url: str) -> None:
+    """`storage.migrate.upgrade`, serialised across processes.
+
+    Several replicas starting at once on a fresh PostgreSQL database would otherwise race
+    to create the same tables; a session advisory lock makes them take turns. SQLite's
+    BEGIN IMMEDIATE already serialises them.
+    """
+    if is_sqlite(database_url):
+        await asyncio.to_thread(upgrade, database_url)
+        return
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+            try:
+                await asyncio.to_thread(upgrade, database_url)
+            finally:
+                await connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+    finally:
+        await engine.dispose()
+
+
+async def check_slack_token(client: AsyncWebClient) -> None:
+    """Fail fast on a token Slack refuses; only warn when Slack cannot be reached.
+
+    A wrong token would otherwise dead-letter every job with `invalid_auth`; a network
+    blip at startup should not stop the process (the queue absorbs it).
+    """
+    try:
+        identity = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in FATAL_SLACK_ERRORS:
+            raise SettingsError(
+                f"Slack refused SLACK_BOT_TOKEN: {error} ({FATAL_SLACK_ERRORS[error]})"
+            ) from None
+        logger.warning("auth.test failed (%s); going on", error)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        logger.warning("Slack unreachable at startup (%s); going on", exc)
+    else:
+        logger.info(
+            "connected to Slack as %s (team %s)", identity.get("user"), identity.get("team_id")
+        )
+
+
+@asynccontextmanager
+async def open_slack_runtime(
+    settings: Settings,
+    *,
+    service: AnswersMessages | None = None,
+    llm: LLM | None = None,
+    features: Sequence[Feature] = (),
+    migrate: bool = True,
+    backoff_base: float = 4.0,
+    backoff_cap: float = 300.0,
+) -> AsyncIterator[SlackRuntime]:
+    """Migrate, then yield everything a serve or worker process needs.
+
+    `service` replaces the `SupportService` (tests use slow or failing stand-ins).
+    """
+    if migrate:
+        await apply_migrations(settings.database_url)
+    async with open_runtime(settings, llm=llm, migrate=False) as core:
+        job_queue = JobQueue(core.db, backoff_base=backoff_base, backoff_cap=backoff_cap)
+        conversations = ConversationStore(core.db.sessions)
+        intake = Intake(
+            job_queue,
+            conversations,
+            IntakeConfig(
+                support_channels=frozenset(settings.support_channels),
+                agent_ids=frozenset(settings.support_agent_ids),
+                log_message_text=settings.log_message_text,
+            ),
+        )
+        client = build_client(settings)
+        answer = service or core.support
+        slack = SlackRuntime(
+            core=core,
+            client=client,
+            queue=job_queue,
+            intake=intake,
+            service=answer,
+            features=features,
+            handlers={SLACK_MESSAGE_JOB: SlackReplyJob(client, answer, conversations)},
+        )
+        for feature in features:
+            slack.handlers.update(feature.job_handlers(slack))
+        yield slack
+
+
+__all__ = [
+    "Feature",
+    "SlackRuntime",
+    "apply_migrations",
+    "check_slack_token",
+    "open_slack_runtime",
+]

@@ -1,0 +1,259 @@
+"""The worker loop: lease jobs from the shared queue and run them, a few at a time.
+
+Any number of workers (embedded in `serve`, or `supportbot worker` processes on other
+machines) share one queue; nothing in a worker's memory is needed for correctness:
+- a job is leased, and the lease is renewed by a heartbeat while the job runs; a worker
+  that dies stops renewing, and the job is claimed again when the lease expires;
+- a worker that loses its lease (it stalled, another took over) cancels its copy;
+- a job that runs past `job_timeout` (a hung call) is cancelled and retried;
+- on shutdown the worker stops claiming, gives in-hand jobs `shutdown_grace` seconds to
+  finish and releases the rest, so the next worker starts them at once.
+
+What a job does is its handler's business (`JobHandler`, e.g. `bot.reply_job`). A handler
+raises `JobFailed` to choose between retry-with-backoff and the dead letter; any other
+exception is retried too. Before a job is dead-lettered its handler may tell the customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from bot.metrics import JOB_OUTCOMES, JOB_SECONDS, JOBS_IN_FLIGHT
+from storage.queue import DEAD, JobQueue, LeasedJob
+
+logger = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """A failed attempt, described for `last_error` and for the retry decision.
+
+    `permanent`: retrying cannot help (the bot is not in the channel, the token is
+    revoked): dead-letter at once. `retry_in`: wait at least this long (Retry-After).
+    `can_notify`: whether it is worth trying to tell the customer when giving up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_in: float | None = None,
+        can_notify: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_in = retry_in
+        self.can_notify = can_notify
+
+
+class JobHandler(Protocol):
+    """Runs the jobs of one kind."""
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        """Do the job; the returned dict is stored as the job's result."""
+        ...
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        """The job is about to be dead-lettered: tell whoever is waiting, if possible."""
+        ...
+
+
+def default_worker_id() -> str:
+    """host-pid-random: unique per process incarnation, at most 64 characters."""
+    host = socket.gethostname()[:40]
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: JobQueue,
+        handlers: Mapping[str, JobHandler],
+        *,
+        worker_id: str | None = None,
+        concurrency: int = 4,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 0.5,
+        shutdown_grace: float = 20.0,
+        job_timeout: float | None = 600.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.shutdown_grace = shutdown_grace
+        self.job_timeout = job_timeout
+        self._tasks: dict[asyncio.Task[None], LeasedJob] = {}
+        self._lost: set[int] = set()
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (a job was just enqueued)."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Stop claiming; `run` then finishes or releases the jobs in hand and returns."""
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Claim and run jobs until `stop()` (or cancellation, which also drains)."""
+        logger.info(
+            "worker %s started (concurrency %d, lease %.0fs, kinds %s)",
+            self.worker_id,
+            self.concurrency,
+            self.lease_seconds,
+            ", ".join(sorted(self.handlers)),
+        )
+        try:
+            while not self._stopping.is_set():
+                claimed = await self._claim_some()
+                if not claimed or self.in_flight >= self.concurrency:
+                    await self._sleep()
+        finally:
+            await self._drain()
+            logger.info("worker %s stopped", self.worker_id)
+
+    async def _claim_some(self) -> int:
+        free = self.concurrency - self.in_flight
+        if free <= 0:
+            return 0
+        try:
+            jobs = await self.queue.claim(
+                self.worker_id, self.lease_seconds, limit=free, kinds=list(self.handlers)
+            )
+        except Exception as exc:  # the database is down: keep trying, slowly
+            logger.warning("claiming jobs failed: %s", exc)
+            await asyncio.sleep(min(5.0, self.poll_interval * 4))
+            return 0
+        for job in jobs:
+            task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+            self._tasks[task] = job
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._wakeup.set()
+
+    async def _sleep(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
+        self._wakeup.clear()
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        logger.info("waiting up to %.0fs for %d job(s)", self.shutdown_grace, len(self._tasks))
+        _, pending = await asyncio.wait(list(self._tasks), timeout=self.shutdown_grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- one job ------------------------------------------------------------------------
+
+    async def _execute(self, job: LeasedJob) -> None:
+        started = time.perf_counter()
+        JOBS_IN_FLIGHT.inc()
+        heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
+        outcome = "error"
+        try:
+            outcome = await self._attempt(self.handlers[job.kind], job)
+        except asyncio.CancelledError:
+            if job.id in self._lost:
+                outcome = "lost"
+            else:
+                outcome = "released"
+                with contextlib.suppress(Exception):
+                    await self.queue.release(job)
+                raise
+        finally:
+            heartbeat.cancel()
+            self._lost.discard(job.id)
+            JOBS_IN_FLIGHT.dec()
+            JOB_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
+            JOB_OUTCOMES.labels(kind=job.kind, outcome=outcome).inc()
+            logger.info(
+                "job %s (%s) attempt %d/%d: %s in %.2fs",
+                job.id,
+                job.kind,
+                job.attempts,
+                job.max_attempts,
+                outcome,
+                time.perf_counter() - started,
+            )
+
+    async def _attempt(self, handler: JobHandler, job: LeasedJob) -> str:
+        if job.is_exhausted:  # its worker died during the last attempt
+            error = f"gave up after {job.max_attempts} attempts: {job.last_error or 'worker died'}"
+            return await self._give_up(handler, job, error, notify=True)
+        deadline = asyncio.timeout(self.job_timeout)
+        try:
+            async with deadline:
+                result = await handler.run(job)
+        except TimeoutError as exc:
+            expired = deadline.expired()
+            reason = f"timed out after {self.job_timeout:.0f}s" if expired else repr(exc)
+            return await self._failed(handler, job, JobFailed(reason))
+        except JobFailed as exc:
+            return await self._failed(handler, job, exc)
+        except Exception as exc:
+            logger.exception("job %s (%s) failed", job.id, job.kind)
+            return await self._failed(handler, job, JobFailed(f"{type(exc).__name__}: {exc}"))
+        return "done" if await self.queue.complete(job, result) else "lost"
+
+    async def _failed(self, handler: JobHandler, job: LeasedJob, exc: JobFailed) -> str:
+        error = str(exc)
+        logger.warning("job %s attempt %d failed: %s", job.id, job.attempts, error)
+        if exc.permanent or job.is_final_attempt:
+            return await self._give_up(handler, job, error, notify=exc.can_notify)
+        status = await self.queue.fail(job, error, retry_in=exc.retry_in)
+        return "retry" if status is not None else "lost"
+
+    async def _give_up(self, handler: JobHandler, job: LeasedJob, error: str, notify: bool) -> str:
+        if notify:
+            try:
+                await handler.give_up(job, error)
+            except Exception as exc:
+                logger.warning("job %s: could not tell the customer: %s", job.id, exc)
+                error = f"{error}; follow-up message failed: {exc}"
+        status = await self.queue.fail(job, error, permanent=True)
+        return "dead" if status == DEAD else "lost"
+
+    async def _heartbeat(self, job: LeasedJob, task: asyncio.Task[Any] | None) -> None:
+        """Renew the lease every third of it; cancel the job when the lease was lost."""
+        interval = max(0.05, job.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self.queue.heartbeat(job)
+            except Exception as exc:
+                logger.warning("heartbeat of job %s failed: %s", job.id, exc)
+                continue
+            if not held:
+                logger.warning("job %s: lease lost to another worker; abandoning it", job.id)
+                self._lost.add(job.id)
+                if task is not None:
+                    task.cancel()
+                return
+
+
+__all__ = ["JobFailed", "JobHandler", "Worker", "default_worker_id"]
