@@ -30,6 +30,7 @@ TALK_TO_HUMAN_LABEL = "Talk to a person"
 PROVIDER_LABELS = {
     "gemini": "answered by Gemini",
     "offline": "answered by the offline assistant (no LLM)",
+    "degraded": "Gemini unavailable: partly answered by the offline assistant",
     "scripted": "scripted answer",
 }
 

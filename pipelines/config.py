@@ -36,6 +36,11 @@ class LLMSettings(BaseSettings):
     llm_call_timeout_s: float = Field(default=60.0, gt=0)
     llm_request_deadline_s: float = Field(default=180.0, gt=0)
     llm_max_attempts: int = Field(default=6, ge=1, le=20)
+    # What answers a step when Gemini keeps failing: the offline provider (degraded mode),
+    # or nothing, in which case the job retries and finally escalates to a person.
+    llm_fallback: Literal["offline", "none"] = "offline"
+    llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    llm_breaker_recovery_s: float = Field(default=30.0, gt=0)
 
     model_router: str = DEFAULT_MODEL
     model_orchestrator: str = DEFAULT_MODEL

@@ -46,3 +46,12 @@ def record_tokens(usage: TokenUsage) -> None:
     LLM_TOKENS.labels(kind="input").inc(usage.input_tokens)
     LLM_TOKENS.labels(kind="output").inc(usage.output_tokens)
     LLM_TOKENS.labels(kind="cached").inc(usage.cached_tokens)
+
+LLM_FALLBACKS = Counter(
+    "supportbot_llm_fallbacks_total",
+    "Steps answered by the fallback (offline) provider, by why.",
+    ["reason"],
+)
+LLM_BREAKER_OPEN = Gauge(
+    "supportbot_llm_circuit_open", "1 while the primary provider's circuit breaker is open."
+)

@@ -12,6 +12,7 @@ from pipelines.config import LLMSettings
 from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.knowledge import KnowledgeBase
 from pipelines.llm.base import LLM, LLMUnavailable
+from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.orchestrator import build_workers
 from pipelines.request import Outcome, SupportRequest
 from pipelines.routing import HANDOFF_TEXT, answer_message
@@ -23,6 +24,13 @@ from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
 
 MAX_MESSAGE_CHARS = 4000
+
+
+def provider_label(name: str, trace: Trace) -> str:
+    """The provider that answered; "degraded" when the offline one stood in for some steps."""
+    if name != "offline" and any(step.model == OFFLINE_MODEL for step in trace.steps):
+        return "degraded"
+    return name
 
 
 class SupportService:
@@ -85,7 +93,7 @@ class SupportService:
             actions=outcome.actions,
             escalated=outcome.escalated,
             run_id=trace.run_id,
-            provider=self.llm.name,
+            provider=provider_label(self.llm.name, trace),
         )
 
     async def _run(self, trace: Trace, request: SupportRequest) -> Outcome:

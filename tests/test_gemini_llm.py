@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLMError, LLMRequest, LLMUnavailable
 from pipelines.llm.factory import build_llm, reset_shared_gate, shared_gate
+from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM, gemini_json_schema, retry_delay_s
 from pipelines.llm.reliability import CallGate, RetryPolicy, build_rate_limiter
 from tests.fakes.fake_gemini import FakeGemini
@@ -277,7 +278,11 @@ async def test_metrics_count_calls_and_rate_limits(fake: FakeGemini, make_llm: L
 async def test_factory_picks_gemini_when_a_key_is_set(fake: FakeGemini) -> None:
     settings = LLMSettings(gemini_api_key="test-key-not-real", llm_provider="auto")
     llm = build_llm(settings, gate=CallGate(2, 1000, RetryPolicy(backoff_base_s=0.01)))
-    assert isinstance(llm, GeminiLLM)
+    assert isinstance(llm, FallbackLLM) and isinstance(llm.primary, GeminiLLM)
+    assert llm.fallback.name == "offline" and llm.name == "gemini"
+    bare = build_llm(settings.model_copy(update={"llm_fallback": "none"}))
+    assert isinstance(bare, GeminiLLM)
+    await bare.aclose()
     try:
         assert (await llm.generate(request())).text == "fake answer"
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLM
+from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.reliability import CallGate
 
 _shared_gate: CallGate | None = None
@@ -30,10 +31,18 @@ def reset_shared_gate() -> None:
 
 def build_llm(settings: LLMSettings, gate: CallGate | None = None) -> LLM:
     """Gemini when the settings resolve to it, the offline provider otherwise."""
+    from pipelines.llm.offline import OfflineLLM
+
     if settings.resolved_provider == "gemini":
         from pipelines.llm.gemini import GeminiLLM
 
-        return GeminiLLM.from_settings(settings, gate or shared_gate(settings))
-    from pipelines.llm.offline import OfflineLLM
-
+        gemini = GeminiLLM.from_settings(settings, gate or shared_gate(settings))
+        if settings.llm_fallback == "none":
+            return gemini
+        return FallbackLLM(
+            gemini,
+            OfflineLLM(),
+            failure_threshold=settings.llm_breaker_failures,
+            recovery_timeout_s=settings.llm_breaker_recovery_s,
+        )
     return OfflineLLM()
