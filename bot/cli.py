@@ -30,6 +30,7 @@ from pipelines.tracing import TraceStore, format_trace
 from storage.catalog import demo_ids, ensure_catalog, get_or_create_customer
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.privacy import ForgetReport, forget_user
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -282,6 +283,28 @@ def faq(
             typer.secho(f"[run {run_id}]", dim=True, err=True)
 
     asyncio.run(run())
+
+
+@app.command()
+@clean_errors
+def forget(
+    user: Annotated[str, typer.Option("--user", help="Slack user id whose data to erase.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a user's conversations (tickets, turns), traces and message jobs."""
+    settings = settings_or_exit()
+    if not yes and not typer.confirm(f"Erase the conversations and traces of {user}?"):
+        raise typer.Exit(1)
+
+    async def run() -> ForgetReport:
+        async with open_runtime(settings) as runtime:
+            return await forget_user(runtime.db.sessions, user)
+
+    report = asyncio.run(run())
+    typer.echo(
+        f"erased {report.tickets} ticket(s), {report.turns} turn(s), {report.traces} trace(s) "
+        f"and {report.jobs} job(s) of {user}"
+    )
 
 
 register_eval(app)
