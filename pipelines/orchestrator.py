@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import BaseModel
+from rapidfuzz import fuzz, utils
 
 from pipelines.prompts import EXTRACT_CONCERN, PLAN_TASKS, SYNTHESIZE_REPLY, fence
 from pipelines.request import Outcome, SupportRequest
@@ -81,6 +82,35 @@ def validate_task(planned: PlannedTask) -> Task | WorkerResult:
         )
     reason = (planned.reason or "").strip()[:500] or "not given"
     return Task(planned.kind, {"product_name": product, "reason": reason})
+
+
+def customer_words(request: SupportRequest) -> str:
+    """Everything the customer wrote in this conversation (not the bot's turns)."""
+    earlier = [turn.text for turn in request.history if turn.role == "customer"]
+    return "\n".join([*earlier, request.text])
+
+
+def ground_task(task: Task, request: SupportRequest) -> Task | WorkerResult:
+    """Keep a task only if the customer actually named its target.
+
+    A planner must not invent ids or products (a hallucination, or an instruction smuggled
+    into the conversation): the invoice or order number must appear in what the customer
+    wrote, and the product must match words they used. Otherwise the customer is asked.
+    """
+    said = customer_words(request)
+    if task.kind in ("billing_inquiry", "status_update"):
+        number = task.params.get("invoice_number") or task.params.get("order_id") or ""
+        digits = number.split("-")[-1]
+        if digits in re.findall(r"\d+", said):
+            return task
+        what = "invoice" if task.kind == "billing_inquiry" else "order"
+        return WorkerResult(kind=task.kind, ok=False, facts={}, needs=f"the {what} number you mean")
+    product = task.params["product_name"]
+    if fuzz.partial_token_set_ratio(product, said, processor=utils.default_process) >= 80:
+        return task
+    return WorkerResult(
+        kind=task.kind, ok=False, facts={}, needs="which product you want to return"
+    )
 
 
 class BillingWorker:
@@ -206,6 +236,7 @@ async def orchestrate(
     """Plan, run every valid task concurrently, and synthesise the reply."""
     plan = await plan_tasks(ctx, request)
     checked = [validate_task(planned) for planned in plan.tasks]
+    checked = [ground_task(c, request) if isinstance(c, Task) else c for c in checked]
     tasks = [item for item in checked if isinstance(item, Task)]
     questions = [item for item in checked if isinstance(item, WorkerResult)]
     if not tasks and not questions:
