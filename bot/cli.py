@@ -20,6 +20,7 @@ import typer
 from bot import __version__
 from bot.cli_eval import register as register_eval
 from bot.cli_server import register as register_server
+from bot.faq_feature import FaqFeature
 from bot.runtime import open_runtime
 from bot.settings import Settings, SettingsError, load_settings
 from pipelines.contracts import IncomingMessage, SupportReply
@@ -308,7 +309,7 @@ def forget(
 
 
 register_eval(app)
-register_server(app)
+register_server(app, features=[FaqFeature])
 
 
 def main() -> None:

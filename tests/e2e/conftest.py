@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,9 @@ import uvicorn
 from bot.reply_job import AnswersMessages
 from bot.server import create_asgi_app
 from bot.settings import Settings
-from bot.wiring import SlackRuntime, open_slack_runtime
+from bot.wiring import Feature, SlackRuntime, open_slack_runtime
 from bot.worker import Worker
+from pipelines.llm.base import LLM
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import SIGNING_SECRET, encode, event_callback, signed_headers
 
@@ -86,9 +87,11 @@ async def run_bot_server(
     embedded_worker: bool = True,
     lease_seconds: float = 10.0,
     concurrency: int = 4,
+    features: Sequence[Feature] = (),
+    llm: LLM | None = None,
 ) -> AsyncIterator[BotServer]:
     async with open_slack_runtime(
-        settings, service=service, backoff_base=0.05, backoff_cap=0.2
+        settings, service=service, llm=llm, features=features, backoff_base=0.05, backoff_cap=0.2
     ) as slack:
         bolt = slack.build_app()
         worker = (

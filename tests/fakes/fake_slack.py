@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.fake_slack_files import SlackFilesMixin
+
 Params = dict[str, Any]
 Responder = Callable[[Params], dict[str, Any]]
 
@@ -103,7 +105,7 @@ def _truthy(value: Any) -> bool:
     return str(value).lower() in {"1", "true", "yes"}
 
 
-class FakeSlack:
+class FakeSlack(SlackFilesMixin):
     def __init__(
         self,
         *,
@@ -133,6 +135,8 @@ class FakeSlack:
         self.socket_acks: list[dict[str, Any]] = []
         self._sockets: list[web.WebSocketResponse] = []
         self._envelopes = itertools.count(1)
+        self._init_files()  # file downloads and uploads: tests/fakes/fake_slack_files.py
+        self.channel_members: dict[str, list[str]] = {}  # conversations.members, by channel
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -147,6 +151,7 @@ class FakeSlack:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_get("/socket", self._socket)
+        self._add_file_routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -428,6 +433,48 @@ class FakeSlack:
     def _api_users_info(self, params: Params) -> dict[str, Any]:
         user = str(params.get("user"))
         return {"ok": True, "user": {"id": user, "name": user.lower(), "is_bot": False}}
+
+    # --- triage: channel members, permalinks, channel history ---------------------------
+
+    def _api_conversations_members(self, params: Params) -> dict[str, Any]:
+        channel = str(params.get("channel"))
+        if channel not in self.channel_members:
+            return {"ok": False, "error": "channel_not_found"}
+        return {
+            "ok": True,
+            "members": list(self.channel_members[channel]),
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _api_chat_getPermalink(self, params: Params) -> dict[str, Any]:
+        channel, ts = str(params.get("channel")), str(params.get("message_ts"))
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://fake.slack.test/archives/{channel}/p{ts.replace('.', '')}",
+        }
+
+    def _api_conversations_history(self, params: Params) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first, from `oldest` on."""
+        channel = str(params.get("channel"))
+        with_metadata = _truthy(params.get("include_all_metadata", False))
+        oldest = float(params.get("oldest") or 0)
+        top_level = [
+            posted.as_message(with_metadata)
+            for posted in reversed(self.messages)
+            if posted.channel == channel
+            and posted.thread_ts in (None, posted.ts)
+            and float(posted.ts) >= oldest
+        ]
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        more = start + limit < len(top_level)
+        return {
+            "ok": True,
+            "messages": top_level[start : start + limit],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
 
 __all__ = ["Call", "FakeSlack", "Posted"]
