@@ -20,9 +20,11 @@ import typer
 from bot import __version__
 from bot.cli_eval import register as register_eval
 from bot.cli_server import register as register_server
+from bot.cli_tickets import register as register_tickets
 from bot.faq_feature import FaqFeature
 from bot.runtime import open_runtime
 from bot.settings import Settings, SettingsError, load_settings
+from bot.triage import TriageFeature
 from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.documents import load_documents
 from pipelines.faq import MAX_QUESTIONS, faq_markdown
@@ -156,6 +158,13 @@ def _cli_message(thread: str, user: str, text: str, turn: int) -> IncomingMessag
 
 
 def _print_reply(reply: SupportReply) -> None:
+    if reply.silent:
+        typer.secho(
+            f"(a person from the support team has ticket {reply.ticket_number}; "
+            "the bot stays quiet)",
+            dim=True,
+        )
+        return
     typer.echo(reply.text)
     extras = [f"ticket {reply.ticket_number}", *reply.actions]
     if reply.escalated:
@@ -309,7 +318,8 @@ def forget(
 
 
 register_eval(app)
-register_server(app, features=[FaqFeature])
+register_server(app, features=[FaqFeature, TriageFeature])
+register_tickets(app)
 
 
 def main() -> None:

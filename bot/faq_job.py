@@ -163,6 +163,7 @@ class FaqJob:
                 created_by=request.user_id,
                 channel_id=request.channel_id,
                 title=point.title,
+                request_key=job.dedupe_key,
             )
         except TransientDownloadError as exc:
             raise JobFailed(f"download failed: {exc}") from exc

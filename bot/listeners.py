@@ -9,7 +9,10 @@ Which messages are answered (SPEC 3):
 - an @-mention anywhere the bot is (`app_mention`);
 - a top-level message in a configured support channel (`message.channels`/`.groups`);
 - a reply in a thread that already is a ticket (a follow-up needs no re-mention), unless
-  a support agent wrote it (agents talk to the customer, not to the bot).
+  a support agent wrote it (agents talk to the customer, not to the bot): an agent's
+  reply (a configured agent id, or the agent who claimed the ticket) is recorded on the
+  ticket as an `agent` turn and never answered. Whether the bot answers a customer's
+  follow-up while a person has the ticket is the pipeline's call (`SupportService`).
 Never: the bot's own or another bot's messages (no loops), edits, deletions, joins and
 every other subtype but plain messages, file shares and thread broadcasts.
 
@@ -33,11 +36,13 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from bot.metrics import EVENTS_ENQUEUED
 from pipelines.contracts import IncomingMessage
 from storage.conversations import ConversationStore, ThreadKey
+from storage.models import Ticket
 from storage.queue import JobQueue
 
 logger = logging.getLogger(__name__)
 
 SLACK_MESSAGE_JOB = "slack_message"
+AGENT_REPLY = "agent_reply"  # an agent's reply in a ticket thread: recorded, not answered
 ANSWERED_SUBTYPES: frozenset[str | None] = frozenset({None, "file_share", "thread_broadcast"})
 
 Event = Mapping[str, Any]
@@ -116,19 +121,37 @@ class Intake:
         """Call `on_enqueued` after each new job (wakes an embedded worker at once)."""
         self._on_enqueued = on_enqueued
 
+    async def enqueue(self, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
+        """Queue a job of any kind (features use it) and wake an embedded worker."""
+        created = await self._queue.enqueue(kind, dedupe_key, payload)
+        if created and self._on_enqueued is not None:
+            self._on_enqueued()
+        return created
+
     async def reason(
         self, event: Event, event_type: str, team_id: str, bot_user_id: str | None
     ) -> str | None:
         """Why the bot should answer this message, or None to ignore it."""
+        reason, _ = await self._route(event, event_type, team_id, bot_user_id)
+        return None if reason == AGENT_REPLY else reason
+
+    async def _route(
+        self, event: Event, event_type: str, team_id: str, bot_user_id: str | None
+    ) -> tuple[str | None, Ticket | None]:
+        """(`reason`, or AGENT_REPLY for an agent's reply in a ticket thread; the ticket)."""
         found = direct_reason(event, event_type, bot_user_id, self._config.support_channels)
         if found is not None or not is_thread_reply(event):
-            return found
+            return found, None
         if event.get("subtype") not in ANSWERED_SUBTYPES or is_from_a_bot(event, bot_user_id):
-            return None
-        if event.get("user") in self._config.agent_ids:
-            return None
+            return None, None
         key = ThreadKey(team_id, str(event["channel"]), thread_root(event))
-        return "follow_up" if await self._conversations.find_ticket(key) else None
+        ticket = await self._conversations.find_ticket(key)
+        if ticket is None:
+            return None, None
+        user = event.get("user")
+        if user in self._config.agent_ids or (ticket.assignee == user and user is not None):
+            return AGENT_REPLY, ticket
+        return "follow_up", ticket
 
     async def accept(
         self,
@@ -144,7 +167,16 @@ class Intake:
         if assistant:
             reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
         else:
-            reason = await self.reason(event, event_type, team_id, bot_user_id)
+            reason, ticket = await self._route(event, event_type, team_id, bot_user_id)
+            if reason == AGENT_REPLY and ticket is not None:
+                await self._conversations.add_turn(
+                    ticket.id,
+                    "agent",
+                    str(event["ts"]),
+                    str(event.get("text") or ""),
+                    str(event.get("user") or ""),
+                )
+                return self._count("agent_turn", event, event_id, reason)
         if reason is None:
             return self._count("ignored", event, event_id)
         key = message_key(team_id, str(event["channel"]), str(event["ts"]))
@@ -164,9 +196,7 @@ class Intake:
             "reason": reason,
             "assistant": assistant,
         }
-        created = await self._queue.enqueue(SLACK_MESSAGE_JOB, key, payload)
-        if created and self._on_enqueued is not None:
-            self._on_enqueued()
+        created = await self.enqueue(SLACK_MESSAGE_JOB, key, payload)
         return self._count("enqueued" if created else "duplicate", event, event_id, reason)
 
     def _count(self, outcome: str, event: Event, event_id: str, reason: str | None = None) -> str:
@@ -225,6 +255,7 @@ def _team_id(body: Mapping[str, Any], context: AsyncBoltContext) -> str:
 
 
 __all__ = [
+    "AGENT_REPLY",
     "SLACK_MESSAGE_JOB",
     "Intake",
     "IntakeConfig",

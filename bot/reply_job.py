@@ -16,7 +16,16 @@ Slack errors are handled deliberately:
 - errors retrying cannot fix (`not_in_channel`, `invalid_auth`, …) dead-letter the job at
   once with an explanation in `last_error`, instead of a crash loop;
 - anything else retries with backoff; when the job finally gives up, the customer is
-  told a person will follow up (if the bot can post there at all).
+  told a person will follow up (if the bot can post there at all), and the ticket is
+  escalated ("repeated failure").
+
+While a person has the conversation (ticket escalated or claimed) the pipeline answers
+`silent`: the customer's turn is recorded, nothing is posted and no :eyes: is shown.
+
+Ticket observers (`add_observer`; the triage feature is one) hear about every answered,
+escalated or silently recorded turn, to refresh the ticket's triage card. They are called
+after the reply is posted and their failures are only logged: a card can never block or
+fail the customer's reply.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ from bot.worker import JobFailed
 from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.llm import LLMUnavailable
 from storage.conversations import ConversationStore, ThreadKey
+from storage.models import Ticket
 from storage.queue import LeasedJob
+from storage.tickets import ESCALATED, HUMAN_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +71,22 @@ FATAL_SLACK_ERRORS: dict[str, str] = {
 BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
 FALLBACK_TEXT_CHARS = 3000
 
+# What observers are told about a ticket.
+TICKET_REPLIED = "replied"
+TICKET_ESCALATED = ESCALATED
+TICKET_CUSTOMER_WROTE = "customer_wrote"
+
 
 class AnswersMessages(Protocol):
     """The support pipeline as seen by the Slack layer (`pipelines.support.SupportService`)."""
 
     async def handle(self, message: IncomingMessage) -> SupportReply: ...
+
+
+class TicketObserver(Protocol):
+    """Told when a turn changed a ticket (`event`: replied, escalated, customer_wrote)."""
+
+    async def ticket_changed(self, ticket_number: str, event: str) -> None: ...
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -108,6 +130,10 @@ class SlackReplyJob:
         self._client = client
         self._service = service
         self._conversations = conversations
+        self._observers: list[TicketObserver] = []
+
+    def add_observer(self, observer: TicketObserver) -> None:
+        self._observers.append(observer)
 
     async def run(self, job: LeasedJob) -> dict[str, Any] | None:
         message = IncomingMessage.model_validate(job.payload["message"])
@@ -117,16 +143,30 @@ class SlackReplyJob:
             if posted is not None:
                 REPLIES_POSTED.labels(kind="already_posted").inc()
                 await self._done_working(message)
+                ticket_number = await self._ticket_number(message)
+                if ticket_number:
+                    await self._notify(ticket_number, TICKET_REPLIED)
                 return {"ts": posted, "already_posted": True}
-        await self._show_working(message, assistant)
+        working = not await self._person_has_it(message)
+        if working:
+            await self._show_working(message, assistant)
         try:
             reply = await self._service.handle(message)
         except LLMUnavailable as exc:
             raise JobFailed(f"LLM unavailable: {exc}") from exc
+        if reply.silent:
+            if working:
+                await self._done_working(message)
+            await self._notify(reply.ticket_number, TICKET_CUSTOMER_WROTE)
+            REPLIES_POSTED.labels(kind="silent").inc()
+            return {"ticket": reply.ticket_number, "silent": True}
         ts = await self._post_reply(message, reply, job.id)
         await self._done_working(message)
         if assistant:
             await self._set_title(message, reply)
+        await self._notify(
+            reply.ticket_number, TICKET_ESCALATED if reply.escalated else TICKET_REPLIED
+        )
         return {
             "ts": ts,
             "ticket": reply.ticket_number,
@@ -140,7 +180,9 @@ class SlackReplyJob:
         message = IncomingMessage.model_validate(job.payload["message"])
         if await self.find_posted(message, job.id) is not None:
             return
-        ticket_number = await self._flag_ticket(message, error)
+        ticket_number, escalated = await self._flag_ticket(message, error)
+        if ticket_number and escalated:  # the card first: the post below may fail too
+            await self._notify(ticket_number, TICKET_ESCALATED)
         await self._call(
             "chat.postMessage",
             self._client.chat_postMessage(
@@ -273,23 +315,59 @@ class SlackReplyJob:
         except SLACK_CALL_ERRORS as exc:
             raise to_job_failure(method, exc) from exc
 
-    async def _flag_ticket(self, message: IncomingMessage, error: str) -> str | None:
+    async def _flag_ticket(self, message: IncomingMessage, error: str) -> tuple[str | None, bool]:
+        """Escalate the ticket (repeated failure); (its number, whether it was escalated now).
+
+        A ticket a person already has (escalated or claimed) is left as it is.
+        """
         if self._conversations is None:
-            return None
+            return None, False
         try:
             key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
             ticket = await self._conversations.find_ticket(key)
             if ticket is None:
-                return None
+                return None, False
+            if ticket.status in HUMAN_STATUSES:
+                return ticket.ticket_number, False
             await self._conversations.update_ticket(
                 ticket.id,
-                status="escalated",
+                status=ESCALATED,
                 escalation_reason=f"the bot could not answer: {error}"[:500],
             )
-            return ticket.ticket_number
+            return ticket.ticket_number, True
         except Exception as exc:
             logger.warning("could not flag the ticket: %s", exc)
+            return None, False
+
+    async def _person_has_it(self, message: IncomingMessage) -> bool:
+        """Whether a person has this thread's ticket (then no "working" signal is shown)."""
+        ticket = await self._find_ticket(message)
+        return ticket is not None and ticket.status in HUMAN_STATUSES
+
+    async def _ticket_number(self, message: IncomingMessage) -> str | None:
+        ticket = await self._find_ticket(message)
+        return ticket.ticket_number if ticket is not None else None
+
+    async def _find_ticket(self, message: IncomingMessage) -> Ticket | None:
+        """The thread's ticket, for cosmetic decisions only (a failure reads as None)."""
+        if self._conversations is None:
             return None
+        try:
+            key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
+            return await self._conversations.find_ticket(key)
+        except Exception as exc:
+            logger.info("could not look up the ticket: %s", exc)
+            return None
+
+    async def _notify(self, ticket_number: str, event: str) -> None:
+        """Tell the observers; a failure is logged, never raised (the reply matters more)."""
+        if not ticket_number:
+            return
+        for observer in self._observers:
+            try:
+                await observer.ticket_changed(ticket_number, event)
+            except Exception as exc:
+                logger.warning("ticket observer failed on %s (%s): %s", ticket_number, event, exc)
 
     @staticmethod
     def _metadata(job_id: int, follow_up: bool = False) -> dict[str, Any]:
@@ -302,7 +380,13 @@ class SlackReplyJob:
 __all__ = [
     "FATAL_SLACK_ERRORS",
     "REPLY_EVENT_TYPE",
+    "SLACK_CALL_ERRORS",
+    "TICKET_CUSTOMER_WROTE",
+    "TICKET_ESCALATED",
+    "TICKET_REPLIED",
     "AnswersMessages",
     "SlackReplyJob",
+    "TicketObserver",
+    "slack_error",
     "to_job_failure",
 ]

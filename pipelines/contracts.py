@@ -29,5 +29,8 @@ class SupportReply(BaseModel):
     intents: list[str] = Field(default_factory=list)
     actions: list[str] = Field(default_factory=list)  # e.g. "RMA-000123 created"
     escalated: bool = False
+    # True when a person has the conversation (ticket escalated or claimed): the turn was
+    # recorded, and nothing is to be posted.
+    silent: bool = False
     run_id: str
     provider: str  # "gemini" | "offline" | "scripted": shown honestly to the customer

@@ -6,9 +6,10 @@ Idempotent by construction: a ticket is unique per (team, channel, thread) and a
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -103,6 +104,20 @@ class ConversationStore:
         async with self._sessions() as session:
             rows = list((await session.scalars(query)).all())
         return [Turn(role=row.role, text=row.text) for row in reversed(rows)]
+
+    async def customer_turns_since(self, slack_user_id: str, since: dt.datetime) -> int:
+        """How many messages a user sent (in any thread) since `since`: the flood check."""
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(ConversationTurn)
+                .where(
+                    ConversationTurn.slack_user_id == slack_user_id,
+                    ConversationTurn.role == "customer",
+                    ConversationTurn.created_at >= since,
+                )
+            )
+        return int(count or 0)
 
     async def update_ticket(
         self,

@@ -226,7 +226,11 @@ class Ticket(Timestamped, Base):
 
 class ConversationTurn(Timestamped, Base):
     __tablename__ = "conversation_turns"
-    __table_args__ = (UniqueConstraint("ticket_id", "role", "message_ts"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "role", "message_ts"),
+        # per-user flood limit: a user's recent turns
+        Index("ix_conversation_turns_user_recent", "slack_user_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
@@ -287,6 +291,9 @@ class Faq(Timestamped, Base):
     channel_id: Mapped[str | None] = mapped_column(String(32))
     mode: Mapped[str] = mapped_column(String(16), default="parallel")
     run_id: Mapped[str | None] = mapped_column(String(36))
+    # The request that built it (e.g. the /faq job): a retried job finds its FAQ again
+    # instead of building and storing a second one.
+    request_key: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     documents: Mapped[list[FaqDocument]] = relationship(order_by="FaqDocument.id", cascade="all")
     entries: Mapped[list[FaqEntry]] = relationship(order_by="FaqEntry.position", cascade="all")

@@ -187,3 +187,16 @@ async def test_three_requests_over_the_real_gemini_client(
         r"RMA-\d{6} created", reply.text
     )
     assert (await count(db, BillingCase), await count(db, ReturnAuthorization)) == (1, 1)
+
+
+async def test_a_retried_faq_request_reuses_the_stored_faq(db: Database) -> None:
+    docs = [SourceDocument("shipping.md", "Standard shipping takes 3 to 5 business days.")]
+    first = await create_faq(db, OfflineLLM(), LLMSettings(), docs, n=1, request_key="faq:T1:V1")
+
+    class NoCalls(OfflineLLM):
+        async def generate(self, request):  # type: ignore[no-untyped-def]
+            raise AssertionError("a retried request must not call the LLM again")
+
+    again = await create_faq(db, NoCalls(), LLMSettings(), docs, n=1, request_key="faq:T1:V1")
+    assert again.faq_id == first.faq_id and again.run_id == first.run_id
+    assert [i.question for i in again.result.items] == [i.question for i in first.result.items]

@@ -1,0 +1,687 @@
+"""Support-team triage: ticket cards, their buttons, human handoff and the App Home.
+
+    from bot.triage import TriageFeature       # a `bot.wiring.Feature`
+    open_slack_runtime(settings, features=[TriageFeature()])
+
+What it adds to the bot:
+- **Cards.** Each ticket gets one card in SUPPORT_TRIAGE_CHANNEL, edited in place
+  (`chat.update`) whenever the ticket changes. Card refreshes are jobs of their own
+  (`triage_card`), enqueued with the dedupe key (ticket, version, event): the reply job
+  only enqueues one after the customer's reply is posted (it is a `TicketObserver` of
+  `bot.reply_job.SlackReplyJob`), so a card can never delay or fail a reply, and a card
+  that Slack refused is retried like any job. A card job always renders the ticket as it
+  is *now* in the database, and renders again if it changed meanwhile, so concurrent
+  refreshes converge on the latest state.
+  Posting a card exactly once: the job first reserves the ticket's `triage_ts` with a
+  marker (a compare-and-set in the database); a job that finds another's fresh marker
+  retries shortly; a job that takes over a stale or its own earlier marker first looks
+  for an already-posted card (message metadata, `conversations.history`).
+- **Buttons.** Claim / Unclaim / Hand back to bot / Resolve / Reopen on the card, for
+  support agents only (SUPPORT_AGENT_IDS or members of the triage channel, fetched with
+  `conversations.members` and cached for a minute); anyone else gets an ephemeral
+  refusal. Each click is one conditional UPDATE (`storage.tickets`): of two concurrent
+  claims one wins and the other is told who has the ticket.
+- **Handoff.** "Talk to a person" (on every reply) escalates the ticket, tells the
+  customer a person will follow up (a `customer_notice` job, posted once) and turns the
+  pressed button into a note. Escalations from the pipeline (handoff intent, low
+  confidence, urgent message) and from a dead reply job reach the card through the reply
+  job's observer. An escalation is flagged on the card and announced to the agents in the
+  card's thread (mentioning SUPPORT_AGENT_IDS, or @here when none are configured).
+  While the ticket is escalated or claimed the bot stays quiet in the customer's thread
+  (`pipelines.support`), and agents' replies there are recorded as `agent` turns
+  (`bot.listeners`); Unclaim, Hand back to bot and Resolve give the thread back to it.
+- **App Home** (`app_home_opened` -> `views.publish`): agents see the ticket counts and
+  the escalated, claimed and open tickets; customers see their tickets, orders and
+  returns. Published inline (a few indexed reads and one Slack call, bounded by a
+  timeout): it is idempotent and re-published on every visit.
+
+Listeners ack at once and only do quick work before the response (the app processes
+before responding): one conditional UPDATE, one enqueue, at most one ephemeral message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.home_views import View, agent_home, customer_home
+from bot.listeners import SLACK_MESSAGE_JOB
+from bot.reply_job import SLACK_CALL_ERRORS, SlackReplyJob, slack_error, to_job_failure
+from bot.triage_views import (
+    CARD_EVENT_TYPE,
+    CLAIM_ACTION,
+    HAND_BACK_ACTION,
+    HANDOFF_NOTICE,
+    NOT_AN_AGENT,
+    NOT_YOUR_TICKET,
+    OPEN_THREAD_ACTION,
+    REOPEN_ACTION,
+    RESOLVE_ACTION,
+    UNCLAIM_ACTION,
+    card_blocks,
+    card_text,
+    escalation_notice,
+    is_direct_message,
+    refusal_text,
+    thread_url_fallback,
+    without_handoff_button,
+)
+from bot.views import TALK_TO_HUMAN_ACTION, escape
+from bot.wiring import SlackRuntime
+from bot.worker import JobFailed, JobHandler
+from storage.catalog import get_or_create_customer
+from storage.models import utcnow
+from storage.queue import LeasedJob
+from storage.tickets import (
+    ACTIVE_STATUSES,
+    ESCALATED,
+    TicketInfo,
+    TicketStore,
+    Transition,
+    card_marker,
+    card_marker_time,
+    card_marker_token,
+    customer_records,
+    is_card_marker,
+)
+
+logger = logging.getLogger(__name__)
+
+TRIAGE_CARD_JOB = "triage_card"
+CUSTOMER_NOTICE_JOB = "customer_notice"
+TRIAGE_EVENT_TYPE = "supportbot_triage_event"
+NOTICE_EVENT_TYPE = "supportbot_notice"
+
+MEMBER_CACHE_SECONDS = 60.0
+MEMBER_RETRY_SECONDS = 5.0
+CARD_RESERVATION_SECONDS = 60.0
+# Listeners run before the response to Slack (3 s): every Slack call in them is bounded.
+MEMBERS_TIMEOUT_SECONDS = 1.5
+EPHEMERAL_TIMEOUT_SECONDS = 1.0
+HOME_TIMEOUT_SECONDS = 2.5
+MAX_PAGES = 10
+CARD_BUTTON_ACTIONS = re.compile(r"^triage_(claim|unclaim|hand_back|resolve|reopen)$")
+
+
+# --- who is a support agent -------------------------------------------------------------
+
+
+class AgentDirectory:
+    """SUPPORT_AGENT_IDS, plus the members of the triage channel (cached briefly)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        agent_ids: Collection[str],
+        triage_channel: str | None,
+        *,
+        ttl: float = MEMBER_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._agent_ids = frozenset(agent_ids)
+        self._channel = triage_channel
+        self._ttl = ttl
+        self._clock = clock
+        self._members: frozenset[str] = frozenset()
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def is_agent(self, user_id: str) -> bool:
+        if user_id in self._agent_ids:
+            return True
+        if not self._channel:
+            return False
+        return user_id in await self.channel_members()
+
+    async def channel_members(self) -> frozenset[str]:
+        if self._fresh():
+            return self._members
+        async with self._lock:
+            if self._fresh():
+                return self._members
+            try:
+                async with asyncio.timeout(MEMBERS_TIMEOUT_SECONDS):
+                    self._members = await self._fetch()
+                self._fetched_at = self._clock()
+            except SLACK_CALL_ERRORS as exc:
+                logger.warning("could not list the triage channel's members: %s", exc)
+                # Keep what we knew; ask again in a few seconds, not on every click.
+                self._fetched_at = self._clock() - self._ttl + MEMBER_RETRY_SECONDS
+        return self._members
+
+    def _fresh(self) -> bool:
+        return self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl
+
+    async def _fetch(self) -> frozenset[str]:
+        members: set[str] = set()
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            response = await self._client.conversations_members(
+                channel=self._channel or "", limit=1000, cursor=cursor
+            )
+            members.update(str(member) for member in response.get("members") or [])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return frozenset(members)
+
+
+# --- Slack helpers ----------------------------------------------------------------------
+
+
+async def find_marked_message(
+    client: AsyncWebClient,
+    channel: str,
+    thread_ts: str,
+    event_type: str,
+    job_id: int,
+) -> str | None:
+    """The ts of the message in this thread that job `job_id` posted (its metadata)."""
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        try:
+            response = await client.conversations_replies(
+                channel=channel,
+                ts=thread_ts,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+        except SlackApiError as exc:
+            if slack_error(exc) == "thread_not_found":
+                return None
+            raise to_job_failure("conversations.replies", exc) from exc
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("conversations.replies", exc) from exc
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == event_type and str(payload.get("job_id")) == str(
+                job_id
+            ):
+                return str(message.get("ts"))
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return None
+    return None
+
+
+def marked(event_type: str, **payload: str) -> dict[str, Any]:
+    return {"event_type": event_type, "event_payload": payload}
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+class TriageCardJob:
+    """`JobHandler` of `triage_card`: create or refresh one ticket's card.
+
+    Payload: `ticket_id`, and `event` (`escalated` also announces the escalation to the
+    agents in the card's thread, once).
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        store: TicketStore,
+        triage_channel: str | None,
+        agent_ids: Sequence[str] = (),
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._channel = triage_channel
+        self._agent_ids = list(agent_ids)
+        self._clock = clock
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        if not self._channel:
+            return {"skipped": "SUPPORT_TRIAGE_CHANNEL is not set"}
+        ticket_id = int(job.payload["ticket_id"])
+        ticket = await self._store.get(ticket_id)
+        if ticket is None:
+            return {"skipped": "no such ticket"}
+        thread_url = None if is_direct_message(ticket) else await self.thread_url(ticket)
+        channel, ts, rendered = await self._ensure_card(job, ticket, thread_url)
+        await self._refresh(ticket_id, channel, ts, rendered, thread_url)
+        notified = None
+        if job.payload.get("event") == ESCALATED:
+            notified = await self._notify_agents(job, channel, ts, ticket_id)
+        return {"ticket": ticket.number, "card_ts": ts, "notified": notified}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("triage card of ticket %s not updated: %s", job.payload, error)
+
+    async def thread_url(self, ticket: TicketInfo) -> str | None:
+        """The customer's thread: `chat.getPermalink`, or a link built from the ids."""
+        try:
+            response = await self._client.chat_getPermalink(
+                channel=ticket.channel_id, message_ts=ticket.thread_ts
+            )
+            if response.get("permalink"):
+                return str(response["permalink"])
+        except SLACK_CALL_ERRORS as exc:
+            logger.info("no permalink for %s: %s", ticket.number, exc)
+        return thread_url_fallback(ticket.team_id, ticket.channel_id, ticket.thread_ts)
+
+    async def _ensure_card(
+        self, job: LeasedJob, ticket: TicketInfo, thread_url: str | None
+    ) -> tuple[str, str, str | None]:
+        """(channel, card ts, version rendered if the card was just posted)."""
+        assert self._channel is not None
+        for _ in range(4):
+            current = ticket.triage_ts
+            if current and not is_card_marker(current):
+                return ticket.triage_channel or self._channel, current, None
+            since: float | None = None
+            if current:  # reserved by a job: ours from an earlier attempt, or another's
+                since = card_marker_time(current) or 0.0
+                mine = card_marker_token(current) == str(job.id)
+                if not mine and self._clock() - since < CARD_RESERVATION_SECONDS:
+                    raise JobFailed(
+                        f"the card of {ticket.number} is being posted by job "
+                        f"{card_marker_token(current)}",
+                        retry_in=1.0,
+                    )
+            marker = card_marker(str(job.id), self._clock())
+            if not await self._store.reserve_card(ticket.id, current, marker):
+                found = await self._store.get(ticket.id)
+                if found is None:
+                    raise JobFailed("the ticket is gone", permanent=True, can_notify=False)
+                ticket = found
+                continue
+            # A marker we take over may hide a card that was posted but never recorded.
+            existing = await self._find_card(ticket, since) if since is not None else None
+            if existing is not None:
+                ts, rendered = existing, None
+            else:
+                ts = await self._post_card(ticket, thread_url)
+                rendered = ticket.version
+            if not await self._store.attach_card(ticket.id, marker, self._channel, ts):
+                logger.warning("ticket %s: card reservation lost while posting", ticket.number)
+            return self._channel, ts, rendered
+        raise JobFailed(f"could not reserve the card of {ticket.number}", retry_in=1.0)
+
+    async def _post_card(self, ticket: TicketInfo, thread_url: str | None) -> str:
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self._channel or "",
+                text=card_text(ticket),
+                blocks=card_blocks(ticket, thread_url, await self._store.latest_turn(ticket.id)),
+                metadata=marked(CARD_EVENT_TYPE, ticket_id=str(ticket.id), ticket=ticket.number),
+                unfurl_links=False,
+            )
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("chat.postMessage", exc) from exc
+        return str(response.get("ts"))
+
+    async def _find_card(self, ticket: TicketInfo, since: float) -> str | None:
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            try:
+                response = await self._client.conversations_history(
+                    channel=self._channel or "",
+                    oldest=f"{max(0.0, since - 5):.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SLACK_CALL_ERRORS as exc:
+                raise to_job_failure("conversations.history", exc) from exc
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == CARD_EVENT_TYPE and str(
+                    payload.get("ticket_id")
+                ) == str(ticket.id):
+                    return str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        return None
+
+    async def _refresh(
+        self,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        rendered: str | None,
+        thread_url: str | None,
+    ) -> None:
+        """Edit the card until it shows the ticket's latest version (a few rounds)."""
+        for _ in range(3):
+            ticket = await self._store.get(ticket_id)
+            if ticket is None or ticket.version == rendered:
+                return
+            try:
+                latest = await self._store.latest_turn(ticket_id)
+                await self._client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=card_text(ticket),
+                    blocks=card_blocks(ticket, thread_url, latest),
+                )
+            except SlackApiError as exc:
+                if slack_error(exc) == "message_not_found":  # someone deleted the card
+                    await self._store.detach_card(ticket_id, ts)
+                    raise JobFailed(
+                        "the card was deleted; posting a new one", retry_in=0.5
+                    ) from exc
+                raise to_job_failure("chat.update", exc) from exc
+            except SLACK_CALL_ERRORS as exc:
+                raise to_job_failure("chat.update", exc) from exc
+            rendered = ticket.version
+
+    async def _notify_agents(
+        self, job: LeasedJob, channel: str, card_ts: str, ticket_id: int
+    ) -> str | None:
+        ticket = await self._store.get(ticket_id)
+        if ticket is None or ticket.status != ESCALATED:
+            return None  # already claimed, handed back or resolved: nobody to call
+        if job.is_retry:
+            posted = await find_marked_message(
+                self._client, channel, card_ts, TRIAGE_EVENT_TYPE, job.id
+            )
+            if posted is not None:
+                return posted
+        try:
+            response = await self._client.chat_postMessage(
+                channel=channel,
+                thread_ts=card_ts,
+                text=escalation_notice(ticket, self._agent_ids),
+                metadata=marked(TRIAGE_EVENT_TYPE, job_id=str(job.id), ticket=ticket.number),
+            )
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("chat.postMessage", exc) from exc
+        return str(response.get("ts"))
+
+
+class CustomerNoticeJob:
+    """`JobHandler` of `customer_notice`: post one message in a customer's thread, once.
+
+    Payload: `channel`, `thread_ts`, `text`, `ticket`, and optionally `replace`
+    (`channel`, `ts`, `blocks`, `text`): a message of the bot's to edit afterwards
+    (the reply whose "Talk to a person" button was pressed).
+    """
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        payload = job.payload
+        channel, thread_ts = str(payload["channel"]), str(payload["thread_ts"])
+        ts = None
+        if job.is_retry:
+            ts = await find_marked_message(
+                self._client, channel, thread_ts, NOTICE_EVENT_TYPE, job.id
+            )
+        if ts is None:
+            text = str(payload["text"])
+            blocks: list[dict[str, Any]] = [
+                {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}
+            ]
+            if payload.get("ticket"):
+                note = escape(f"Ticket {payload['ticket']} · handed to the support team")
+                blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+            try:
+                response = await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=text,
+                    blocks=blocks,
+                    metadata=marked(NOTICE_EVENT_TYPE, job_id=str(job.id)),
+                )
+            except SLACK_CALL_ERRORS as exc:
+                raise to_job_failure("chat.postMessage", exc) from exc
+            ts = str(response.get("ts"))
+        replace = payload.get("replace")
+        if isinstance(replace, Mapping):
+            try:  # cosmetic: the button turns into a note
+                await self._client.chat_update(
+                    channel=str(replace["channel"]),
+                    ts=str(replace["ts"]),
+                    text=str(replace.get("text") or payload["text"]),
+                    blocks=list(replace["blocks"]),
+                )
+            except SLACK_CALL_ERRORS as exc:
+                logger.info("could not remove the handoff button: %s", exc)
+        return {"ts": ts}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("could not tell the customer (%s): %s", job.payload.get("ticket"), error)
+
+
+# --- the feature ------------------------------------------------------------------------
+
+
+class TriageFeature:
+    """Cards, buttons, handoff and App Home, as a `bot.wiring.Feature`.
+
+    It also observes the reply job (`SlackReplyJob.add_observer`) to refresh cards.
+    """
+
+    def __init__(self, *, member_cache_seconds: float = MEMBER_CACHE_SECONDS) -> None:
+        self._member_cache_seconds = member_cache_seconds
+        self._slack: SlackRuntime | None = None
+        self._store: TicketStore | None = None
+        self._directory: AgentDirectory | None = None
+
+    # --- Feature ------------------------------------------------------------------------
+
+    def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
+        self._bind(slack)
+        reply_job = slack.handlers.get(SLACK_MESSAGE_JOB)
+        if isinstance(reply_job, SlackReplyJob):
+            reply_job.add_observer(self)
+        settings = slack.settings
+        return {
+            TRIAGE_CARD_JOB: TriageCardJob(
+                slack.client,
+                self.store,
+                settings.support_triage_channel,
+                settings.support_agent_ids,
+            ),
+            CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
+        }
+
+    def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
+        self._bind(slack)
+
+        async def on_card_button(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            await self.card_button(body, action)
+
+        async def on_talk_to_human(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            await self.talk_to_human(body, action)
+
+        async def on_open_thread(ack: Any) -> None:
+            await ack()  # a link button: Slack opens the URL, we only acknowledge
+
+        async def on_home_opened(
+            event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+        ) -> None:
+            if event.get("tab", "home") != "home" or not event.get("user"):
+                return
+            team_id = str(body.get("team_id") or context.team_id or "")
+            await self.publish_home(str(event["user"]), team_id)
+
+        app.action(CARD_BUTTON_ACTIONS)(on_card_button)
+        app.action(TALK_TO_HUMAN_ACTION)(on_talk_to_human)
+        app.action(OPEN_THREAD_ACTION)(on_open_thread)
+        app.event("app_home_opened")(on_home_opened)
+
+    # --- TicketObserver -----------------------------------------------------------------
+
+    async def ticket_changed(self, ticket_number: str, event: str) -> None:
+        ticket = await self.store.by_number(ticket_number)
+        if ticket is not None:
+            await self.refresh_card(ticket, event)
+
+    # --- actions ------------------------------------------------------------------------
+
+    @property
+    def slack(self) -> SlackRuntime:
+        assert self._slack is not None, "TriageFeature is not bound to a runtime yet"
+        return self._slack
+
+    @property
+    def store(self) -> TicketStore:
+        assert self._store is not None, "TriageFeature is not bound to a runtime yet"
+        return self._store
+
+    @property
+    def directory(self) -> AgentDirectory:
+        assert self._directory is not None, "TriageFeature is not bound to a runtime yet"
+        return self._directory
+
+    async def refresh_card(self, ticket: TicketInfo, event: str | None = None) -> bool:
+        """Queue a refresh of the ticket's card (once per ticket version and event)."""
+        if not self.slack.settings.support_triage_channel:
+            return False
+        created: bool = await self.slack.intake.enqueue(
+            TRIAGE_CARD_JOB,
+            f"{TRIAGE_CARD_JOB}:{ticket.id}:{ticket.version}:{event or 'update'}",
+            {"ticket_id": ticket.id, "event": event},
+        )
+        return created
+
+    async def card_button(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        number = str(action.get("value") or "")
+        if not await self.directory.is_agent(user):
+            await self.ephemeral(channel, user, NOT_AN_AGENT)
+            return
+        ticket = await self.store.by_number(number)
+        if ticket is None:
+            await self.ephemeral(channel, user, refusal_text("not_found", number, None))
+            return
+        action_id = str(action.get("action_id"))
+        result: Transition
+        if action_id == CLAIM_ACTION:
+            result = await self.store.claim(ticket.id, user)
+        elif action_id == UNCLAIM_ACTION:
+            result = await self.store.unclaim(ticket.id, user)
+        elif action_id == HAND_BACK_ACTION:
+            result = await self.store.hand_back(ticket.id)
+        elif action_id == RESOLVE_ACTION:
+            result = await self.store.resolve(ticket.id, user)
+        elif action_id == REOPEN_ACTION:
+            result = await self.store.reopen(ticket.id)
+        else:
+            return
+        logger.info("%s on %s by %s: %s", action_id, number, user, result.reason or "ok")
+        if result.ticket is not None:
+            # On a refusal too: the card the agent looked at may be out of date.
+            await self.refresh_card(result.ticket, action_id if result.ok else None)
+        if not result.ok:
+            await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
+
+    async def talk_to_human(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        number = str(action.get("value") or "")
+        ticket = await self.store.by_number(number)
+        if ticket is None:
+            await self.ephemeral(channel, user, refusal_text("not_found", number, None))
+            return
+        customer = user == ticket.slack_user_id
+        if not customer and not await self.directory.is_agent(user):
+            await self.ephemeral(channel, user, NOT_YOUR_TICKET)
+            return
+        reason = (
+            "the customer pressed Talk to a person" if customer else "an agent asked for a person"
+        )
+        result = await self.store.escalate(ticket.id, reason)
+        if not result.ok or result.ticket is None:
+            await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
+            return
+        escalated = result.ticket
+        message = body.get("message") or {}
+        container = body.get("container") or {}
+        replace = None
+        if message.get("blocks") and container.get("message_ts"):
+            replace = {
+                "channel": str(container.get("channel_id") or channel),
+                "ts": str(container["message_ts"]),
+                "blocks": without_handoff_button(list(message["blocks"]), number),
+                "text": str(message.get("text") or ""),
+            }
+        await self.slack.intake.enqueue(
+            CUSTOMER_NOTICE_JOB,
+            f"handoff_notice:{escalated.id}:{escalated.version}",
+            {
+                "channel": escalated.channel_id,
+                "thread_ts": escalated.thread_ts,
+                "text": HANDOFF_NOTICE,
+                "ticket": escalated.number,
+                "replace": replace,
+            },
+        )
+        await self.refresh_card(escalated, ESCALATED)
+
+    async def publish_home(self, user: str, team_id: str) -> None:
+        """Build and publish a user's App Home; failures are logged (it is re-published on
+        the next visit), never turned into a redelivery."""
+        try:
+            async with asyncio.timeout(HOME_TIMEOUT_SECONDS):
+                view = await self.home_view(user, team_id)
+                await self.slack.client.views_publish(user_id=user, view=view)
+        except Exception as exc:
+            logger.warning("could not publish the App Home of %s: %s", user, exc)
+
+    async def home_view(self, user: str, team_id: str) -> View:
+        now = utcnow()
+        if await self.directory.is_agent(user):
+            tickets = await self.store.list_tickets(ACTIVE_STATUSES, limit=200)
+            return agent_home(tickets, await self.store.counts(), now)
+        sessions = self.slack.core.db.sessions
+        customer = await get_or_create_customer(sessions, user, team_id)
+        tickets = await self.store.for_user(team_id, user)
+        return customer_home(tickets, await customer_records(sessions, customer.id), now)
+
+    async def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Tell one person something in `channel` (best effort, bounded in time)."""
+        if not channel or not user:
+            return
+        try:
+            async with asyncio.timeout(EPHEMERAL_TIMEOUT_SECONDS):
+                await self.slack.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except Exception as exc:
+            logger.info("could not post an ephemeral message to %s: %s", user, exc)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _bind(self, slack: SlackRuntime) -> None:
+        if self._slack is slack:
+            return
+        self._slack = slack
+        self._store = TicketStore(slack.core.db.sessions)
+        self._directory = AgentDirectory(
+            slack.client,
+            slack.settings.support_agent_ids,
+            slack.settings.support_triage_channel,
+            ttl=self._member_cache_seconds,
+        )
+
+
+__all__ = [
+    "CUSTOMER_NOTICE_JOB",
+    "TRIAGE_CARD_JOB",
+    "AgentDirectory",
+    "CustomerNoticeJob",
+    "TriageCardJob",
+    "TriageFeature",
+    "find_marked_message",
+]
