@@ -36,9 +36,7 @@ class CleanMessage:
 def clean_message(raw: str, limit: int = MAX_MESSAGE_CHARS) -> CleanMessage:
     """Normalise, drop invisible controls, and trim `raw` to `limit` characters."""
     text = unicodedata.normalize("NFC", raw).translate(_BIDI_CONTROLS)
-    text = "".join(
-        char for char in text if char in "\n\t" or unicodedata.category(char) != "Cc"
-    )
+    text = "".join(char for char in text if char in "\n\t" or unicodedata.category(char) != "Cc")
     text = _SPACES.sub(" ", _BLANK_LINES.sub("\n\n", text))
     text = _TRAILING_SPACES.sub("\n", text).strip()
     truncated = len(text) > limit

@@ -47,6 +47,7 @@ def record_tokens(usage: TokenUsage) -> None:
     LLM_TOKENS.labels(kind="output").inc(usage.output_tokens)
     LLM_TOKENS.labels(kind="cached").inc(usage.cached_tokens)
 
+
 LLM_FALLBACKS = Counter(
     "supportbot_llm_fallbacks_total",
     "Steps answered by the fallback (offline) provider, by why.",
