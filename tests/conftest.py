@@ -180,3 +180,14 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
+    """A migrated SQLite database of its own (for tests that need one backend only)."""
+    await asyncio.to_thread(upgrade, sqlite_url)
+    db = Database(sqlite_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()

@@ -3,9 +3,7 @@ real google-genai client talking to the fake Gemini endpoint."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +18,6 @@ from pipelines.support import SupportService
 from pipelines.tracing import TraceStore, format_trace
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import BillingCase, ReturnAuthorization
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step, user_text
@@ -29,11 +26,8 @@ USER = "U0SCENARIO"
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, sqlite_url)
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 def message(text: str, ts: str, thread: str = "1000.0001", user: str = USER) -> IncomingMessage:

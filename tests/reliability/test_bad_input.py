@@ -3,9 +3,6 @@ crash, and nothing acts outside the customer's own records."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import func, select
 
@@ -16,7 +13,6 @@ from pipelines.llm.offline import OfflineLLM
 from pipelines.support import SupportService
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import BillingCase, ReturnAuthorization
 
 USER, OTHER = "U0MALLORY", "U0VICTIM"
@@ -45,11 +41,8 @@ def test_other_scripts_count_as_words(text: str) -> None:
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, sqlite_url)
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 def message(text: str, n: int, user: str = USER) -> IncomingMessage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from pipelines.support import SupportService
 from pipelines.tracing import TraceStore
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database
-from storage.migrate import upgrade
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step
 
@@ -41,11 +40,8 @@ def healthy_answers(order: str) -> dict[str, Callable[[dict[str, Any]], dict[str
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, sqlite_url)
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 @pytest.fixture

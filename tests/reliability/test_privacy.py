@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +16,6 @@ from pipelines.contracts import IncomingMessage
 from pipelines.llm.offline import OfflineLLM
 from pipelines.support import SupportService
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import ConversationTurn, Job, Ticket, TraceRun, TraceStep
 from storage.privacy import forget_user
 from storage.queue import JobQueue
@@ -26,11 +24,8 @@ SECRET_TEXT = "my card number is 4111 1111 1111 1111 and invoice INV-10011 is wr
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, sqlite_url)
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 def message(user: str, n: int, text: str = SECRET_TEXT) -> IncomingMessage:
