@@ -21,6 +21,9 @@ What it adds to the bot:
   `conversations.members` and cached for a minute); anyone else gets an ephemeral
   refusal. Each click is one conditional UPDATE (`storage.tickets`): of two concurrent
   claims one wins and the other is told who has the ticket.
+  Trace opens a modal (`views.open`, within the click's 3 s) with the ticket's latest
+  traced runs step by step (`bot.trace_views`): for agents only, like the other buttons;
+  traces are never shown to customers.
 - **Handoff.** "Talk to a person" (on every reply) escalates the ticket, tells the
   customer a person will follow up (a `customer_notice` job, posted once) and turns the
   pressed button into a note. Escalations from the pipeline (handoff intent, low
@@ -55,6 +58,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.home_views import View, agent_home, customer_home
 from bot.listeners import SLACK_MESSAGE_JOB
 from bot.reply_job import SLACK_CALL_ERRORS, SlackReplyJob, slack_error, to_job_failure
+from bot.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage_views import (
     CARD_EVENT_TYPE,
     CLAIM_ACTION,
@@ -65,6 +69,7 @@ from bot.triage_views import (
     OPEN_THREAD_ACTION,
     REOPEN_ACTION,
     RESOLVE_ACTION,
+    TRACE_ACTION,
     UNCLAIM_ACTION,
     card_blocks,
     card_text,
@@ -77,6 +82,7 @@ from bot.triage_views import (
 from bot.views import TALK_TO_HUMAN_ACTION, escape
 from bot.wiring import SlackRuntime
 from bot.worker import JobFailed, JobHandler
+from pipelines.tracing import TraceStore
 from storage.catalog import get_or_create_customer
 from storage.models import utcnow
 from storage.queue import LeasedJob
@@ -107,7 +113,11 @@ CARD_RESERVATION_SECONDS = 60.0
 MEMBERS_TIMEOUT_SECONDS = 1.5
 EPHEMERAL_TIMEOUT_SECONDS = 1.0
 HOME_TIMEOUT_SECONDS = 2.5
+# The trigger_id of a click expires after 3 s: the agent check, the reads and views.open
+# share this budget (a failure still leaves time for an ephemeral message).
+TRACE_TIMEOUT_SECONDS = 1.9
 MAX_PAGES = 10
+TRACE_FAILED = "Sorry, I could not open the traces of {number}; please try again."
 CARD_BUTTON_ACTIONS = re.compile(r"^triage_(claim|unclaim|hand_back|resolve|reopen)$")
 
 
@@ -505,6 +515,10 @@ class TriageFeature:
             await ack()
             await self.talk_to_human(body, action)
 
+        async def on_show_trace(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            await self.show_trace(body, action)
+
         async def on_open_thread(ack: Any) -> None:
             await ack()  # a link button: Slack opens the URL, we only acknowledge
 
@@ -519,6 +533,7 @@ class TriageFeature:
         app.action(CARD_BUTTON_ACTIONS)(on_card_button)
         app.action(TALK_TO_HUMAN_ACTION)(on_talk_to_human)
         app.action(OPEN_THREAD_ACTION)(on_open_thread)
+        app.action(TRACE_ACTION)(on_show_trace)
         app.event("app_home_opened")(on_home_opened)
 
     # --- TicketObserver -----------------------------------------------------------------
@@ -630,6 +645,40 @@ class TriageFeature:
             },
         )
         await self.refresh_card(escalated, ESCALATED)
+
+    async def show_trace(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        """Open a modal with the ticket's latest traces, for support agents only."""
+        started = time.monotonic()
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        number = str(action.get("value") or "")
+        if not await self.directory.is_agent(user):
+            await self.ephemeral(channel, user, NOT_AN_AGENT)
+            return
+        try:
+            budget = max(0.2, TRACE_TIMEOUT_SECONDS - (time.monotonic() - started))
+            async with asyncio.timeout(budget):
+                view = await self.trace_view(number)
+                if view is not None:
+                    await self.slack.client.views_open(
+                        trigger_id=str(body.get("trigger_id") or ""), view=view
+                    )
+        except Exception as exc:
+            logger.warning("could not show the traces of %s to %s: %s", number, user, exc)
+            await self.ephemeral(channel, user, TRACE_FAILED.format(number=escape(number)))
+            return
+        if view is None:
+            await self.ephemeral(channel, user, refusal_text("not_found", number, None))
+
+    async def trace_view(self, number: str) -> View | None:
+        """The trace modal of ticket `number` (None: no such ticket)."""
+        ticket = await self.store.by_number(number)
+        if ticket is None:
+            return None
+        run_ids = await self.store.latest_run_ids(ticket.id, limit=MAX_TRACE_RUNS)
+        traces = TraceStore(self.slack.core.db.sessions)
+        runs = [run for run_id in run_ids if (run := await traces.load(run_id)) is not None]
+        return trace_modal(ticket.number, runs)
 
     async def publish_home(self, user: str, team_id: str) -> None:
         """Build and publish a user's App Home; failures are logged (it is re-published on

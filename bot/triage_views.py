@@ -11,6 +11,7 @@ and assignee, and buttons that follow the status:
 | claimed           | Unclaim (hands back to bot) · Resolve · Open |
 | resolved          | Reopen · Open thread                      |
 
+and always Trace (the bot's runs on the ticket, in a modal: `bot.trace_views`).
 Every button's value is the ticket number. Everything that came from a customer or an
 LLM (summary, task parameters, reasons) is escaped: it can never ping or fake a link.
 """
@@ -32,6 +33,7 @@ HAND_BACK_ACTION = "triage_hand_back"
 RESOLVE_ACTION = "triage_resolve"
 REOPEN_ACTION = "triage_reopen"
 OPEN_THREAD_ACTION = "triage_open_thread"
+TRACE_ACTION = "show_trace"  # opens the ticket's traces (agents only): bot.trace_views
 TRIAGE_ACTIONS = (CLAIM_ACTION, UNCLAIM_ACTION, HAND_BACK_ACTION, RESOLVE_ACTION, REOPEN_ACTION)
 
 CARD_EVENT_TYPE = "supportbot_triage_card"
@@ -154,6 +156,7 @@ def card_buttons(ticket: TicketInfo, thread_url: str | None) -> Block:
         link = button("Open thread", OPEN_THREAD_ACTION, value)
         link["url"] = thread_url
         elements.append(link)
+    elements.append(button("Trace", TRACE_ACTION, value))
     return {"type": "actions", "block_id": CARD_BLOCK_ID, "elements": elements}
 
 
@@ -295,6 +298,7 @@ __all__ = [
     "OPEN_THREAD_ACTION",
     "REOPEN_ACTION",
     "RESOLVE_ACTION",
+    "TRACE_ACTION",
     "TRIAGE_ACTIONS",
     "UNCLAIM_ACTION",
     "age",

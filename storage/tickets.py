@@ -45,6 +45,7 @@ from storage.models import (
     Product,
     ReturnAuthorization,
     Ticket,
+    TraceRun,
     utcnow,
 )
 
@@ -266,6 +267,42 @@ class TicketStore:
         )
         async with self._sessions() as session:
             return await session.scalar(query)
+
+    async def latest_run_ids(self, ticket_id: int, *, limit: int = 3) -> list[str]:
+        """The ids of the ticket's latest stored trace runs, newest first.
+
+        The runs the bot's turns point at (`ConversationTurn.run_id`), plus runs that left
+        no bot turn (a provider outage) but name the ticket in their input and belong to
+        the ticket's customer. Run ids without a stored trace are left out.
+        """
+        async with self._sessions() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None:
+                return []
+            answered = (
+                select(TraceRun.id, TraceRun.created_at)
+                .join(ConversationTurn, ConversationTurn.run_id == TraceRun.id)
+                .where(ConversationTurn.ticket_id == ticket_id)
+                .distinct()
+                .order_by(TraceRun.created_at.desc())
+                .limit(limit)
+            )
+            found = {run_id: at for run_id, at in (await session.execute(answered)).all()}
+            if ticket.ticket_number:
+                unanswered = (
+                    select(TraceRun.id, TraceRun.created_at)
+                    .where(
+                        TraceRun.slack_user_id == ticket.slack_user_id,
+                        TraceRun.input["ticket"].as_string() == ticket.ticket_number,
+                    )
+                    .order_by(TraceRun.created_at.desc())
+                    .limit(limit)
+                )
+                found.update(
+                    (run_id, at) for run_id, at in (await session.execute(unanswered)).all()
+                )
+        newest = sorted(found.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        return [run_id for run_id, _ in newest[:limit]]
 
     async def counts(self) -> dict[str, int]:
         """How many tickets are in each status (every status present, zeros included)."""

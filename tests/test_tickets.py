@@ -11,6 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from bot.cli_tickets import register
+from pipelines.steps import Trace
+from pipelines.tracing import TraceStore
 from storage.backends import Actor, BusinessSystems
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
@@ -157,6 +159,32 @@ async def test_listing_counting_and_a_customers_own_tickets(database: Database) 
     assert await store.for_user("OTHER", "U0A") == []
     assert (await store.by_number(b.number)) == (await store.get(b.id))
     assert (await store.find(ThreadKey(TEAM, "D1", "5.2"))) is not None
+
+
+async def test_latest_run_ids_of_a_ticket_newest_first(database: Database) -> None:
+    store = TicketStore(database.sessions)
+    conversations = ConversationStore(database.sessions)
+    traces = TraceStore(database.sessions)
+    mine = await new_ticket(database, "8.0", user="U0A")
+    other = await new_ticket(database, "8.1", user="U0A")
+    assert await store.latest_run_ids(mine.id) == []
+
+    async def run(ticket: TicketInfo, turn: str | None, user: str = "U0A") -> str:
+        trace = Trace("support", {"chars": 5, "ticket": ticket.number}, user)
+        await traces.save(trace, status="ok")
+        if turn is not None:
+            await conversations.add_turn(ticket.id, "bot", turn, "hi", run_id=trace.run_id)
+        return trace.run_id
+
+    first = await run(mine, "reply-to:1")
+    second = await run(mine, "reply-to:2", user="U0AGENT")  # an agent's question, answered
+    await run(other, "reply-to:3")
+    outage = await run(mine, None)  # the provider was down: a trace, no bot turn
+    await conversations.add_turn(mine.id, "bot", "reply-to:4", "slow down", run_id="no-trace")
+
+    assert await store.latest_run_ids(mine.id) == [outage, second, first]
+    assert await store.latest_run_ids(mine.id, limit=2) == [outage, second]
+    assert await store.latest_run_ids(10_000) == []
 
 
 async def test_card_reservation_is_compare_and_set(database: Database) -> None:

@@ -16,6 +16,7 @@ from bot.triage_views import (
     OPEN_THREAD_ACTION,
     REOPEN_ACTION,
     RESOLVE_ACTION,
+    TRACE_ACTION,
     UNCLAIM_ACTION,
     age,
     card_blocks,
@@ -100,7 +101,7 @@ def test_card_buttons_follow_the_status(
 ) -> None:
     ticket = make_ticket(status=status, assignee=assignee, channel_id="C0SUPPORT")
     blocks = card_blocks(ticket, "https://x.test/t")
-    assert action_ids(blocks) == expected
+    assert action_ids(blocks) == [*expected, TRACE_ACTION]  # Trace: on every card
     values = {e.get("value") for b in blocks if b["type"] == "actions" for e in b["elements"]}
     assert values == {"T-00012"}
     [link] = [e for b in blocks if b["type"] == "actions" for e in b["elements"] if "url" in e]

@@ -29,6 +29,7 @@ from bot.triage_views import (
     NOT_AN_AGENT,
     REOPEN_ACTION,
     RESOLVE_ACTION,
+    TRACE_ACTION,
     UNCLAIM_ACTION,
     card_text,
 )
@@ -36,6 +37,7 @@ from bot.views import FOLLOW_UP_TEXT, TALK_TO_HUMAN_ACTION
 from bot.worker import JobFailed
 from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.llm import LLMUnavailable
+from pipelines.tracing import TraceStore
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
@@ -290,7 +292,8 @@ async def test_claim_concurrent_claim_resolve_reopen_and_a_non_agent_refused(
     assert (await ticket(bot)).status == RESOLVED
     await idle(bot)
     [card] = cards(fake_slack)
-    assert "Resolved" in text_of(card.blocks) and set(buttons(card)) == {REOPEN_ACTION}
+    assert "Resolved" in text_of(card.blocks)
+    assert set(buttons(card)) == {REOPEN_ACTION, TRACE_ACTION}
 
     await click(bot, block_action(REOPEN_ACTION, "T-00001", user=AGENT_ID, channel=TRIAGE))
     reopened = await ticket(bot)
@@ -300,6 +303,47 @@ async def test_claim_concurrent_claim_resolve_reopen_and_a_non_agent_refused(
     assert CLAIM_ACTION in buttons(card)
     assert len(cards(fake_slack)) == 1 and len(card.edits) >= 3
     assert len(fake_slack.calls_to("conversations.members")) == 1  # cached between clicks
+
+
+# --- traces -----------------------------------------------------------------------------
+
+
+async def test_an_agent_reads_the_tickets_trace_in_a_modal_and_nobody_else_can(
+    bot: BotServer, fake_slack: FakeSlack
+) -> None:
+    await bot.post_event(dm_event("Where is my order ORD-10011?"))
+    await fake_slack.wait_for(lambda: len(cards(fake_slack)) == 1)
+    await idle(bot)
+    [card] = cards(fake_slack)
+    assert buttons(card)[TRACE_ACTION] == "Trace"
+    [run_id] = await TicketStore(bot.slack.core.db.sessions).latest_run_ids((await ticket(bot)).id)
+    run = await TraceStore(bot.slack.core.db.sessions).load(run_id)
+    assert run is not None and run.steps
+
+    # The customer and a stranger are refused, and no modal is opened for them.
+    for user, channel in ((STRANGER, TRIAGE), (CUSTOMER, "D0CUST")):
+        await click(bot, block_action(TRACE_ACTION, "T-00001", user=user, channel=channel))
+        assert ephemerals(fake_slack, user) == [NOT_AN_AGENT]
+    assert fake_slack.calls_to("views.open") == []
+
+    # A member of the triage channel (not a configured agent) opens it.
+    await click(bot, block_action(TRACE_ACTION, "T-00001", user=AGENT2, channel=TRIAGE))
+    [opened] = fake_slack.calls_to("views.open")
+    assert opened.params["trigger_id"] == "1111.2222.abcd"
+    view = opened.params["view"]
+    if isinstance(view, str):
+        view = json.loads(view)
+    assert view["type"] == "modal" and len(view["blocks"]) <= 100
+    shown = text_of(view["blocks"])
+    assert "T-00001" in shown and run_id in shown and f"supportbot trace {run_id}" in shown
+    for step in run.steps:
+        assert f"{step.seq}. {step.name}" in shown and step.model in shown
+    assert ephemerals(fake_slack, AGENT2) == []
+
+    # A ticket that does not exist: told so, nothing opened.
+    await click(bot, block_action(TRACE_ACTION, "T-09999", user=AGENT_ID, channel=TRIAGE))
+    assert ephemerals(fake_slack, AGENT_ID) == ["There is no ticket T-09999."]
+    assert len(fake_slack.calls_to("views.open")) == 1
 
 
 # --- handoff ----------------------------------------------------------------------------
