@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,9 @@ def direct_reason(
     return None
 
 
+INGRESS_QUIET_S = 0.25  # an event in this window means Slack is sending
+
+
 class Intake:
     """Turns Slack message events into queued jobs; the only thing the listeners call."""
 
@@ -116,6 +120,16 @@ class Intake:
         self._conversations = conversations
         self._config = config
         self._on_enqueued = on_enqueued
+        self._last_accepted = -INGRESS_QUIET_S
+
+    def busy(self) -> bool:
+        """True while events are arriving (one accepted in the last INGRESS_QUIET_S).
+
+        An embedded worker shares this process's event loop: while Slack is sending, it
+        runs one job at a time so that acknowledgements are not queued behind LLM and
+        database work (Slack retries anything not acked within 3 s).
+        """
+        return time.monotonic() - self._last_accepted < INGRESS_QUIET_S
 
     def notify(self, on_enqueued: Callable[[], None] | None) -> None:
         """Call `on_enqueued` after each new job (wakes an embedded worker at once)."""
@@ -164,6 +178,7 @@ class Intake:
         assistant: bool = False,
     ) -> str:
         """Queue the message when it is for the bot; the outcome, for logs and metrics."""
+        self._last_accepted = time.monotonic()
         if assistant:
             reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
         else:

@@ -92,6 +92,7 @@ class SlackRuntime:
             lease_seconds=lease_seconds,
             poll_interval=poll_interval,
             shutdown_grace=shutdown_grace,
+            throttle=self.intake.busy,
         )
         self.intake.notify(worker.wake)  # an embedded worker starts at once, without polling
         return worker

@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from bot.metrics import JOB_OUTCOMES, JOB_SECONDS, JOBS_IN_FLIGHT
@@ -72,6 +72,9 @@ def default_worker_id() -> str:
     return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+MAX_DEFERRAL_S = 2.0
+
+
 class Worker:
     def __init__(
         self,
@@ -84,6 +87,7 @@ class Worker:
         poll_interval: float = 0.5,
         shutdown_grace: float = 20.0,
         job_timeout: float | None = 600.0,
+        throttle: Callable[[], bool] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -95,6 +99,11 @@ class Worker:
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         self.job_timeout = job_timeout
+        # While `throttle()` is true (Slack is sending), an embedded worker yields the shared
+        # event loop to acknowledgements: it starts no job for up to MAX_DEFERRAL_S, then
+        # runs one at a time, so a long stream of events cannot starve the answers.
+        self.throttle = throttle
+        self._throttled_since: float | None = None
         self._tasks: dict[asyncio.Task[None], LeasedJob] = {}
         self._lost: set[int] = set()
         self._wakeup = asyncio.Event()
@@ -131,8 +140,17 @@ class Worker:
             await self._drain()
             logger.info("worker %s stopped", self.worker_id)
 
+    def _limit(self) -> int:
+        if self.throttle is None or not self.throttle():
+            self._throttled_since = None
+            return self.concurrency
+        now = time.monotonic()
+        if self._throttled_since is None:
+            self._throttled_since = now
+        return 1 if now - self._throttled_since >= MAX_DEFERRAL_S else 0
+
     async def _claim_some(self) -> int:
-        free = self.concurrency - self.in_flight
+        free = self._limit() - self.in_flight
         if free <= 0:
             return 0
         try:
@@ -185,6 +203,14 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await self.queue.release(job)
                 raise
+        except Exception as exc:  # the outcome could not be recorded: the database is down
+            logger.warning(
+                "job %s attempt %d: could not record its outcome (%s); it runs again when "
+                "its lease expires",
+                job.id,
+                job.attempts,
+                exc,
+            )
         finally:
             heartbeat.cancel()
             self._lost.discard(job.id)

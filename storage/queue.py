@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
+from storage.group_commit import GroupInserter
 from storage.models import Job, utcnow
 
 QUEUED = "queued"
@@ -97,6 +96,8 @@ class JobQueue:
         self._db = db
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        # SQLite and PostgreSQL: concurrent enqueues share a transaction (group commit).
+        self._inserter = GroupInserter(db) if db.dialect in ("sqlite", "postgresql") else None
 
     # --- producing ----------------------------------------------------------------------
 
@@ -122,18 +123,8 @@ class JobQueue:
             "created_at": now,
             "updated_at": now,
         }
-        dialect = self._db.dialect
-        if dialect in ("postgresql", "sqlite"):
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            statement = (
-                insert(Job)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(Job.id)
-            )
-            async with self._db.sessions() as session, session.begin():
-                inserted = await session.scalar(statement)
-            return inserted is not None
+        if self._inserter is not None:
+            return await self._inserter.insert(values)
         try:  # any other dialect: rely on the unique constraint
             async with self._db.sessions() as session, session.begin():
                 session.add(Job(**values))

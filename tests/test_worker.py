@@ -197,3 +197,57 @@ async def test_lost_lease_abandons_the_job(queue: JobQueue) -> None:
     await asyncio.wait_for(task, 5)
     job = await status_of(queue, 1)
     assert job.leased_by == "thief" and job.status == "running"  # untouched by the loser
+
+
+async def test_an_outcome_the_database_could_not_record_waits_for_the_lease(
+    queue: JobQueue, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    complete = queue.complete
+    outages = iter([OSError("database is down")])
+
+    async def flaky_complete(job: LeasedJob, result: dict[str, Any] | None = None) -> bool:
+        for error in outages:  # only the first call fails
+            raise error
+        return await complete(job, result)
+
+    monkeypatch.setattr(queue, "complete", flaky_complete)
+    handler = Handler()
+    await queue.enqueue("test", "k", {})
+    worker = make_worker(queue, handler, lease_seconds=0.3)
+
+    async def done() -> bool:
+        return (await status_of(queue, 1)).status == DONE
+
+    await run_until(worker, done)
+    assert handler.runs == [(1, 1), (1, 2)]  # run again once the lease expired
+    assert "could not record its outcome" in caplog.text
+
+
+async def test_while_slack_is_sending_jobs_wait_then_run_one_at_a_time(
+    queue: JobQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedded worker yields to acknowledgements during a burst, but never starves."""
+    monkeypatch.setattr("bot.worker.MAX_DEFERRAL_S", 0.3)
+    handler = Handler(lambda job: asyncio.sleep(0.02))
+    for n in range(6):
+        await queue.enqueue("test", f"k{n}", {})
+    busy = True
+    worker = make_worker(queue, handler, concurrency=4, throttle=lambda: busy)
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert handler.runs == []  # deferred while events arrive
+        await asyncio.sleep(0.5)
+        assert handler.runs and handler.max_running == 1  # then one at a time
+        busy = False
+
+        async def all_done() -> bool:
+            return (await queue.counts())[DONE] == 6
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await all_done():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await task

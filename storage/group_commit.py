@@ -1,0 +1,80 @@
+"""Group commit for the durable inbox: jobs enqueued together share one INSERT.
+
+Every Slack event is stored before it is acknowledged, so the insert is on the ack path of
+every request. One transaction per event costs a commit, a round trip to the database
+thread and, on SQLite, a turn at the single writer lock each time. Here, events that
+arrive while a flush is in progress wait for the next one and go in together: one
+multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`, one commit. Each caller still
+returns only after its own row is committed, so durability is unchanged; a quiet system
+flushes each event alone, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from storage.db import Database
+from storage.models import Job
+
+MAX_ROWS = 200  # rows per statement: far below SQLite's bound-parameter limit
+
+Pending = tuple[dict[str, Any], "asyncio.Future[bool]"]
+
+
+class GroupInserter:
+    """Inserts `jobs` rows for many concurrent callers, a batch per transaction."""
+
+    def __init__(self, db: Database, max_rows: int = MAX_ROWS) -> None:
+        if db.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"group commit needs SQLite or PostgreSQL, not {db.dialect}")
+        self._db = db
+        self._max_rows = max_rows
+        self._pending: list[Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def insert(self, values: dict[str, Any]) -> bool:
+        """Store one row; False when its `dedupe_key` already exists (or came twice)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._pending.append((values, future))
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_all())
+        return await future
+
+    async def _flush_all(self) -> None:
+        await asyncio.sleep(0)  # let the requests of this loop iteration join the batch
+        while self._pending:
+            batch = self._pending[: self._max_rows]
+            del self._pending[: self._max_rows]
+            try:
+                inserted = await self._insert([values for values, _ in batch])
+            except Exception as exc:  # every caller of the batch learns it failed
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            claimed: set[str] = set()
+            for values, future in batch:
+                key = values["dedupe_key"]
+                created = key in inserted and key not in claimed
+                claimed.add(key)
+                if not future.done():
+                    future.set_result(created)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        unique = list({row["dedupe_key"]: row for row in reversed(rows)}.values())
+        insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        # One cached statement run with many parameter sets: SQLAlchemy's "insertmanyvalues"
+        # turns it into multi-row INSERTs and still returns each inserted key.
+        statement = (
+            insert(Job)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(Job.dedupe_key)
+        )
+        async with self._db.engine.begin() as connection:
+            result = await connection.execute(statement, unique)
+            return set(result.scalars().all())
