@@ -14,7 +14,9 @@ not per pipeline. Each attempt:
 Retries use tenacity with full-jitter exponential backoff; a server's RetryInfo delay
 (carried by `TransientCallError.retry_after_s`) is a floor on the wait. A request stops
 when its attempts run out or the next wait would pass its deadline (LLM_REQUEST_DEADLINE_S):
-that is `LLMUnavailable`. Anything not transient is `LLMError` at once.
+that is `LLMUnavailable`. A 429 that says how long to wait (RetryInfo) is the provider
+pacing us, not a failure: it does not use up an attempt, only time, so a burst is slowed
+down, never failed, until the deadline. Anything not transient is `LLMError` at once.
 
 Provider adapters only classify: they raise `TransientCallError` for retryable answers
 (HTTP 429/5xx, malformed bodies) and `LLMError` for the rest; raw timeouts and connection
@@ -37,10 +39,10 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     stop_before_delay,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLMError, LLMUnavailable
@@ -111,6 +113,27 @@ def build_rate_limiter(rpm: int) -> AsyncLimiter:
     burst = max(1, rpm // 60)
     per_minute = max(rpm - burst, 1)
     return AsyncLimiter(max_rate=burst, time_period=60.0 * burst / per_minute)
+
+
+class StopAfterFailures(stop_base):
+    """Stop after `max_attempts` failed attempts, not counting paced 429s.
+
+    A 429 carrying RetryInfo was refused before any work was done and tells when to come
+    back; counting it would fail a user's request merely because it arrived in a burst.
+    """
+
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+        self.failures = 0  # one instance per request (`CallGate._retrying`)
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        paced = (
+            isinstance(exc, TransientCallError) and exc.reason == "429" and bool(exc.retry_after_s)
+        )
+        if not paced:
+            self.failures += 1
+        return self.failures >= self.max_attempts
 
 
 @dataclass(frozen=True)
@@ -212,7 +235,7 @@ class CallGate:
         policy = self.policy
         return AsyncRetrying(
             retry=retry_if_exception(lambda exc: transient_reason(exc) is not None),
-            stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.deadline_s),
+            stop=StopAfterFailures(policy.max_attempts) | stop_before_delay(policy.deadline_s),
             wait=self._wait,
             before_sleep=self._before_sleep,
             reraise=True,

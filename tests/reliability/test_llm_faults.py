@@ -72,7 +72,7 @@ def service(db: Database, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(
     "faults",
     [
-        pytest.param([429] * 3, id="429-storm"),
+        pytest.param([429] * 3 + [503] * 3, id="429s-then-5xx"),
         pytest.param([500, 503, 503], id="5xx"),
         pytest.param(["hang"] * 3, id="hang-past-timeout"),
         pytest.param(["truncated_json"] * 3, id="truncated-json"),
@@ -99,6 +99,23 @@ async def test_a_failing_router_call_degrades_to_offline_and_the_trace_says_so(
     assert first.name == "classify_intent" and first.model == OFFLINE_MODEL
     later = [step.model for step in run.steps[1:]]
     assert later and all(model != OFFLINE_MODEL for model in later)  # Gemini is back after
+
+
+async def test_a_429_storm_is_waited_out_not_failed(
+    db: Database, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paced 429s (with RetryInfo) use time, not attempts: 3 attempts survive 8 of them."""
+    async with FakeGemini(by_step(healthy_answers(order)), retry_delay_s=0.02) as fake:
+        fake.fail_next([429] * 8)
+        support, llm = service(db, fake, monkeypatch)
+        try:
+            reply = await support.handle(message(f"where is my order {order}?", 3))
+        finally:
+            await llm.aclose()
+        assert fake.rate_limited == 8
+    assert reply.provider == "gemini" and reply.text.startswith("Gemini says")
+    run = await TraceStore(db.sessions).load(reply.run_id)
+    assert run is not None and run.steps[0].attempts == 9
 
 
 async def test_schema_invalid_enum_is_repaired_by_asking_again(
