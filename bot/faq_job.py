@@ -25,7 +25,7 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
-from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.faq_files import TransientDownloadError, fetch_documents
@@ -236,7 +236,7 @@ class FaqJob:
                 await self._client.chat_postMessage(
                     channel=request.channel_id,
                     thread_ts=point.progress_ts,
-                    text=f"I could not attach the FAQ as a file ({slack_error_of(exc)}).",
+                    text=f"I could not attach the FAQ as a file ({slack_error(exc)}).",
                 )
 
     # --- Slack and the database -------------------------------------------------------
@@ -308,21 +308,11 @@ class FaqJob:
         await save_checkpoint(self._db, job, point)
 
 
-def slack_error_of(exc: BaseException) -> str:
-    if not isinstance(exc, SlackApiError):
-        return type(exc).__name__
-    if not isinstance(exc.response.data, dict):  # a bare 5xx page, not Slack's JSON
-        return f"http_{exc.response.status_code}"
-    return slack_error(exc)
-
-
 def job_failure(method: str, exc: Exception) -> JobFailed:
-    """`bot.reply_job.to_job_failure`, plus: a 5xx without a JSON body retries, and a
-    channel the bot cannot post in is worth a DM to whoever asked for the FAQ."""
-    if isinstance(exc, SlackApiError) and not isinstance(exc.response.data, dict):
-        return JobFailed(f"Slack {method}: {slack_error_of(exc)}")
+    """`bot.reply_job.to_job_failure`, plus: a channel the bot cannot post in is worth a
+    DM to whoever asked for the FAQ."""
     failure = to_job_failure(method, exc)
-    if failure.permanent and slack_error_of(exc) in CHANNEL_ERRORS:
+    if failure.permanent and slack_error(exc) in CHANNEL_ERRORS:
         failure.can_notify = True
     return failure
 

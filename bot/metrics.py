@@ -35,7 +35,8 @@ JOBS = Gauge(
 )
 JOB_OUTCOMES = Counter(
     "supportbot_job_outcomes_total",
-    "Jobs finished by this process, by kind and outcome (done, retry, dead, released, lost).",
+    "Jobs finished by this process, by kind and outcome (done, retry, dead, released, lost;"
+    " error: the outcome could not be recorded, the job runs again when its lease expires).",
     ["kind", "outcome"],
 )
 JOB_SECONDS = Histogram(

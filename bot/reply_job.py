@@ -89,8 +89,26 @@ class TicketObserver(Protocol):
     async def ticket_changed(self, ticket_number: str, event: str) -> None: ...
 
 
-def slack_error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error") or f"http_{exc.response.status_code}")
+def slack_status(exc: SlackApiError) -> int | None:
+    """The HTTP status of a failed call (`status_code` on Slack's response object,
+    `status` on the raw aiohttp response the SDK attaches to an unreadable body)."""
+    status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def slack_error(exc: BaseException) -> str:
+    """Slack's error code for a failed call, usable as a metric label.
+
+    `error` from Slack's JSON answer; `http_<status>` when the answer carried none (a 5xx
+    with an HTML or plain-text page, whose `data` is a string or empty); the exception's
+    type for anything that is not a `SlackApiError` (timeouts, connection errors).
+    """
+    if not isinstance(exc, SlackApiError):
+        return type(exc).__name__
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"http_{slack_status(exc) or 'error'}"
 
 
 def to_job_failure(method: str, exc: Exception) -> JobFailed:
@@ -107,7 +125,7 @@ def to_job_failure(method: str, exc: Exception) -> JobFailed:
             can_notify=False,
         )
     retry_in = None
-    if error == "ratelimited" or exc.response.status_code == 429:
+    if error == "ratelimited" or slack_status(exc) == 429:
         retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
             "retry-after"
         )

@@ -53,6 +53,8 @@ class Fault:
     error: str | None = None
     retry_after: float | None = None
     times: int | None = 1  # None: every call from now on
+    body: str | None = None  # a 5xx's own page (e.g. HTML from a proxy)
+    content_type: str = "text/plain"
 
 
 @dataclass
@@ -179,15 +181,20 @@ class FakeSlack(SlackFilesMixin):
         error: str | None = None,
         retry_after: float | None = None,
         times: int | None = 1,
+        body: str | None = None,
+        content_type: str = "text/plain",
     ) -> None:
         """Make the next `times` calls of `method` fail (None: until `clear_faults`).
 
-        `status=429` answers `ratelimited` with Retry-After; `status=500` a bare 500;
-        `error="not_in_channel"` a 200 with `{"ok": false, "error": ...}`.
+        `status=429` answers `ratelimited` with Retry-After; `status=500` a bare 500 in
+        plain text (`body`/`content_type` choose another page, e.g. HTML; with `error` it
+        is Slack's JSON); `error="not_in_channel"` a 200 with `{"ok": false, "error": ...}`.
         """
         if status == 429 and error is None:
             error = "ratelimited"
-        self._faults[method].append(Fault(status, error, retry_after, times))
+        self._faults[method].append(
+            Fault(status, error, retry_after, times, body=body, content_type=content_type)
+        )
 
     def slow(
         self, method: str, seconds: float, *, record_first: bool = True, times: int | None = None
@@ -317,8 +324,13 @@ class FakeSlack(SlackFilesMixin):
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = str(int(fault.retry_after))
-        if fault.status >= 500:
-            return web.Response(status=fault.status, text="internal error", headers=headers)
+        if fault.status >= 500 and (fault.error is None or fault.body is not None):
+            return web.Response(
+                status=fault.status,
+                text=fault.body if fault.body is not None else "internal error",
+                content_type=fault.content_type,
+                headers=headers,
+            )
         return web.json_response(
             {"ok": False, "error": fault.error or "fatal_error"},
             status=fault.status,
