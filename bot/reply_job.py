@@ -45,7 +45,7 @@ from pipelines.llm import LLMUnavailable
 from storage.conversations import ConversationStore, ThreadKey
 from storage.models import Ticket
 from storage.queue import LeasedJob
-from storage.tickets import ESCALATED, HUMAN_STATUSES
+from storage.tickets import ESCALATED, HUMAN_STATUSES, TicketStore
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,43 @@ def to_job_failure(method: str, exc: Exception) -> JobFailed:
 SLACK_CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
+async def find_marked_message(
+    client: AsyncWebClient,
+    channel: str,
+    thread_ts: str,
+    event_type: str,
+    job_id: int,
+) -> str | None:
+    """The ts of the message in this thread that job `job_id` posted (its metadata)."""
+    cursor: str | None = None
+    for _ in range(MAX_REPLY_PAGES):
+        try:
+            response = await client.conversations_replies(
+                channel=channel,
+                ts=thread_ts,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+        except SlackApiError as exc:
+            if slack_error(exc) == "thread_not_found":
+                return None
+            raise to_job_failure("conversations.replies", exc) from exc
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("conversations.replies", exc) from exc
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == event_type and str(payload.get("job_id")) == str(
+                job_id
+            ):
+                return str(message.get("ts"))
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return None
+    return None
+
+
 class SlackReplyJob:
     """`JobHandler` of the `slack_message` kind."""
 
@@ -144,10 +181,12 @@ class SlackReplyJob:
         client: AsyncWebClient,
         service: AnswersMessages,
         conversations: ConversationStore | None = None,
+        tickets: TicketStore | None = None,
     ) -> None:
         self._client = client
         self._service = service
         self._conversations = conversations
+        self._tickets = tickets
         self._observers: list[TicketObserver] = []
 
     def add_observer(self, observer: TicketObserver) -> None:
@@ -216,35 +255,9 @@ class SlackReplyJob:
 
     async def find_posted(self, message: IncomingMessage, job_id: int) -> str | None:
         """The ts of this job's reply if an earlier attempt already posted it."""
-        cursor: str | None = None
-        for _ in range(MAX_REPLY_PAGES):
-            try:
-                response = await self._client.conversations_replies(
-                    channel=message.channel_id,
-                    ts=message.thread_ts,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                )
-            except SlackApiError as exc:
-                if slack_error(exc) == "thread_not_found":
-                    return None
-                raise to_job_failure("conversations.replies", exc) from exc
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("conversations.replies", exc) from exc
-            for posted in response.get("messages") or []:
-                metadata = posted.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == REPLY_EVENT_TYPE and str(
-                    payload.get("job_id")
-                ) == str(job_id):
-                    return str(posted.get("ts"))
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
-        return None
-
-    # --- Slack calls ------------------------------------------------------------------
+        return await find_marked_message(
+            self._client, message.channel_id, message.thread_ts, REPLY_EVENT_TYPE, job_id
+        )
 
     async def _post_reply(self, message: IncomingMessage, reply: SupportReply, job_id: int) -> str:
         text = plain_text_fallback(reply)
@@ -338,21 +351,14 @@ class SlackReplyJob:
 
         A ticket a person already has (escalated or claimed) is left as it is.
         """
-        if self._conversations is None:
+        if self._tickets is None:
             return None, False
         try:
-            key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
-            ticket = await self._conversations.find_ticket(key)
+            ticket = await self._find_ticket(message)
             if ticket is None:
                 return None, False
-            if ticket.status in HUMAN_STATUSES:
-                return ticket.ticket_number, False
-            await self._conversations.update_ticket(
-                ticket.id,
-                status=ESCALATED,
-                escalation_reason=f"the bot could not answer: {error}"[:500],
-            )
-            return ticket.ticket_number, True
+            change = await self._tickets.escalate(ticket.id, f"the bot could not answer: {error}")
+            return ticket.ticket_number, change.ok
         except Exception as exc:
             logger.warning("could not flag the ticket: %s", exc)
             return None, False

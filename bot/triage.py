@@ -57,7 +57,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.home_views import View, agent_home, customer_home
 from bot.listeners import SLACK_MESSAGE_JOB
-from bot.reply_job import SLACK_CALL_ERRORS, SlackReplyJob, slack_error, to_job_failure
+from bot.reply_job import (
+    SLACK_CALL_ERRORS,
+    SlackReplyJob,
+    find_marked_message,
+    slack_error,
+    to_job_failure,
+)
 from bot.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage_views import (
     CARD_EVENT_TYPE,
@@ -186,43 +192,6 @@ class AgentDirectory:
 
 
 # --- Slack helpers ----------------------------------------------------------------------
-
-
-async def find_marked_message(
-    client: AsyncWebClient,
-    channel: str,
-    thread_ts: str,
-    event_type: str,
-    job_id: int,
-) -> str | None:
-    """The ts of the message in this thread that job `job_id` posted (its metadata)."""
-    cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        try:
-            response = await client.conversations_replies(
-                channel=channel,
-                ts=thread_ts,
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
-        except SlackApiError as exc:
-            if slack_error(exc) == "thread_not_found":
-                return None
-            raise to_job_failure("conversations.replies", exc) from exc
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("conversations.replies", exc) from exc
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == event_type and str(payload.get("job_id")) == str(
-                job_id
-            ):
-                return str(message.get("ts"))
-        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-        if not cursor:
-            return None
-    return None
 
 
 def marked(event_type: str, **payload: str) -> dict[str, Any]:
@@ -732,5 +701,4 @@ __all__ = [
     "CustomerNoticeJob",
     "TriageCardJob",
     "TriageFeature",
-    "find_marked_message",
 ]

@@ -36,6 +36,7 @@ from storage.conversations import ConversationStore
 from storage.db import create_engine, is_sqlite
 from storage.migrate import upgrade
 from storage.queue import JobQueue
+from storage.tickets import TicketStore
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,11 @@ async def open_slack_runtime(
             intake=intake,
             service=answer,
             features=features,
-            handlers={SLACK_MESSAGE_JOB: SlackReplyJob(client, answer, conversations)},
+            handlers={
+                SLACK_MESSAGE_JOB: SlackReplyJob(
+                    client, answer, conversations, TicketStore(core.db.sessions)
+                )
+            },
         )
         for feature in features:
             slack.handlers.update(feature.job_handlers(slack))

@@ -13,7 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import ConversationTurn, Ticket, utcnow
+from storage.models import ConversationTurn, Ticket
 
 HISTORY_TURNS = 12
 
@@ -118,35 +118,6 @@ class ConversationStore:
                 )
             )
         return int(count or 0)
-
-    async def update_ticket(
-        self,
-        ticket_id: int,
-        *,
-        intents: list[str] | None = None,
-        tasks: list[dict[str, object]] | None = None,
-        actions: list[str] | None = None,
-        summary: str | None = None,
-        status: str | None = None,
-        escalation_reason: str | None = None,
-    ) -> Ticket:
-        """Merge what one turn found into the ticket (intents/tasks/actions accumulate)."""
-        async with self._sessions() as session, session.begin():
-            ticket = await session.get_one(Ticket, ticket_id)
-            if intents:
-                ticket.intents = list(dict.fromkeys([*ticket.intents, *intents]))
-            if tasks:
-                ticket.tasks = [*ticket.tasks, *[t for t in tasks if t not in ticket.tasks]]
-            if actions:
-                ticket.actions = list(dict.fromkeys([*ticket.actions, *actions]))
-            if summary is not None:
-                ticket.summary = summary[:300]
-            if status is not None:
-                ticket.status = status
-            if escalation_reason is not None:
-                ticket.escalation_reason = escalation_reason
-            ticket.updated_at = utcnow()
-            return ticket
 
 
 def _ticket_query(key: ThreadKey) -> Select[Ticket]:
