@@ -10,20 +10,19 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
 from bot import __version__
+from bot.cli_errors import fail, one_line_errors
 from bot.cli_eval import register as register_eval
 from bot.cli_server import register as register_server
 from bot.cli_tickets import register as register_tickets
 from bot.faq_feature import FaqFeature
 from bot.runtime import open_runtime
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import load_settings
 from bot.triage import TriageFeature
 from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.documents import load_documents
@@ -35,37 +34,9 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.privacy import ForgetReport, forget_user
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 app = typer.Typer(help="A customer-support bot for Slack.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
-
-
-def clean_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn configuration errors raised anywhere in a command into one clear line."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except SettingsError as exc:
-            raise fail(str(exc)) from None
-
-    return wrapper
 
 
 def _version(value: bool) -> None:
@@ -84,21 +55,21 @@ def root(
 
 
 @db_app.command("upgrade")
-@clean_errors
+@one_line_errors
 def db_upgrade() -> None:
     """Apply the Alembic migrations (creates a fresh database)."""
-    settings = settings_or_exit()
+    settings = load_settings()
     upgrade(settings.database_url)
     typer.echo("database is at the latest schema")
 
 
 @db_app.command("seed")
-@clean_errors
+@one_line_errors
 def db_seed(
     users: Annotated[list[str] | None, typer.Argument(help="Slack user ids to provision.")] = None,
 ) -> None:
     """Load the product catalogue and demo customers (idempotent)."""
-    settings = settings_or_exit()
+    settings = load_settings()
     upgrade(settings.database_url)
 
     async def seed() -> None:
@@ -120,13 +91,13 @@ def db_seed(
 
 
 @app.command("demo-ids")
-@clean_errors
+@one_line_errors
 def demo_ids_command(
     user: Annotated[str, typer.Option("--user", help="Slack user id, e.g. U123.")] = "UCLI",
     team: Annotated[str, typer.Option("--team", help="Slack team id.")] = "",
 ) -> None:
     """Show the demo orders, invoices and products of a Slack user (provisioned if new)."""
-    settings = settings_or_exit()
+    settings = load_settings()
     upgrade(settings.database_url)
 
     async def show() -> None:
@@ -173,13 +144,13 @@ def _print_reply(reply: SupportReply) -> None:
 
 
 @app.command()
-@clean_errors
+@one_line_errors
 def ask(
     message: Annotated[str, typer.Argument(help="What the customer writes.")],
     user: Annotated[str, typer.Option("--user", help="Slack user id to act as.")] = "UCLI",
 ) -> None:
     """Answer one message with the support pipelines and print the reply and its run id."""
-    settings = settings_or_exit()
+    settings = load_settings()
 
     async def run() -> None:
         async with open_runtime(settings) as runtime:
@@ -191,12 +162,12 @@ def ask(
 
 
 @app.command()
-@clean_errors
+@one_line_errors
 def chat(
     user: Annotated[str, typer.Option("--user", help="Slack user id to act as.")] = "UCLI",
 ) -> None:
     """An interactive support conversation in the terminal, with thread memory."""
-    settings = settings_or_exit()
+    settings = load_settings()
 
     async def run() -> None:
         async with open_runtime(settings) as runtime:
@@ -227,13 +198,13 @@ def chat(
 
 
 @app.command()
-@clean_errors
+@one_line_errors
 def trace(
     run_id: Annotated[str, typer.Argument(help="The run id printed with a reply.")],
     full: Annotated[bool, typer.Option("--full", help="Print whole prompts.")] = False,
 ) -> None:
     """Print one pipeline run step by step: prompts, outputs, latency, tokens, errors."""
-    settings = settings_or_exit()
+    settings = load_settings()
 
     async def run() -> None:
         async with open_runtime(settings) as runtime:
@@ -246,7 +217,7 @@ def trace(
 
 
 @app.command()
-@clean_errors
+@one_line_errors
 def faq(
     files: Annotated[list[Path], typer.Argument(help="Documents to build the FAQ from.")],
     n: Annotated[int, typer.Option("-n", "--questions", min=1, max=MAX_QUESTIONS)] = 10,
@@ -258,7 +229,7 @@ def faq(
     """Build a cited FAQ from files (prompt chaining: questions -> answers -> sources)."""
     if mode not in ("parallel", "sequential"):
         raise fail("--mode must be parallel or sequential")
-    settings = settings_or_exit()
+    settings = load_settings()
     docs, problems = load_documents(files)
     for problem in problems:
         typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
@@ -296,13 +267,13 @@ def faq(
 
 
 @app.command()
-@clean_errors
+@one_line_errors
 def forget(
     user: Annotated[str, typer.Option("--user", help="Slack user id whose data to erase.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a user's conversations (tickets, turns), traces and message jobs."""
-    settings = settings_or_exit()
+    settings = load_settings()
     if not yes and not typer.confirm(f"Erase the conversations and traces of {user}?"):
         raise typer.Exit(1)
 

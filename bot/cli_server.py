@@ -12,31 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from functools import wraps
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from bot.settings import SettingsError, load_settings
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from bot.cli_errors import one_line_errors
+from bot.settings import load_settings
 
 FeatureFactory = Callable[[], object]
-
-
-def _one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """A configuration problem is one red line and exit status 2, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except SettingsError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _configure_logging() -> None:
@@ -55,7 +38,7 @@ def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
         return tuple(factory() for factory in features)
 
     @app.command("serve")
-    @_one_line_errors
+    @one_line_errors
     def serve_command(
         socket: Annotated[
             bool, typer.Option("--socket", help="Socket Mode (needs SLACK_APP_TOKEN).")
@@ -90,7 +73,7 @@ def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
         )
 
     @app.command("worker")
-    @_one_line_errors
+    @one_line_errors
     def worker_command(
         concurrency: Annotated[
             int, typer.Option("--concurrency", min=1, help="Jobs worked on in parallel.")
@@ -124,7 +107,7 @@ def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
         )
 
     @app.command("jobs")
-    @_one_line_errors
+    @one_line_errors
     def jobs_command() -> None:
         """Show how many jobs are queued, running, done and dead."""
         from bot.wiring import apply_migrations
