@@ -194,3 +194,77 @@ async def test_a_retried_faq_request_reuses_the_stored_faq(db: Database) -> None
     again = await create_faq(db, NoCalls(), LLMSettings(), docs, n=1, request_key="faq:T1:V1")
     assert again.faq_id == first.faq_id and again.run_id == first.run_id
     assert [i.question for i in again.result.items] == [i.question for i in first.result.items]
+
+
+async def gemini_service(
+    db: Database, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SupportService, LLMSettings]:
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+    reset_shared_gate()
+    settings = LLMSettings(gemini_api_key="test-key", llm_provider="gemini", llm_fallback="none")  # type: ignore[arg-type]
+    return SupportService(db, build_llm(settings), settings), settings
+
+
+async def test_single_intent_and_a_follow_up_over_the_real_gemini_client(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, invoices, _ = await ids_for(db)
+    said: list[str] = []
+
+    def classify(body: dict) -> dict:  # type: ignore[type-arg]
+        said.append(user_text(body))
+        return {"intent": "billing_inquiry", "confidence": 0.9}
+
+    def plan(body: dict) -> dict:  # type: ignore[type-arg]
+        # The model reads the invoice number from the newest message only when given.
+        number = invoices[0] if invoices[0] in user_text(body) else None
+        return {"tasks": [{"kind": "billing_inquiry", "invoice_number": number}]}
+
+    responder = by_step(
+        {
+            "classify_intent": classify,
+            "plan_tasks": plan,
+            "extract_concern": lambda b: {"wants_investigation": True, "concern": "too high"},
+            "synthesize_reply": lambda b: {"reply": "Here is what I found."},
+        }
+    )
+    async with FakeGemini(responder) as fake:
+        service, _ = await gemini_service(db, fake, monkeypatch)
+        try:
+            first = await service.handle(
+                message("my last invoice looks too high", "7000.1", "7000.1")
+            )
+            follow = await service.handle(message(f"it's {invoices[0]}", "7000.2", "7000.1"))
+        finally:
+            await service.llm.aclose()  # type: ignore[attr-defined]
+    assert first.intents == ["billing_inquiry"] and first.actions == []
+    assert "my last invoice looks too high" in said[1]  # the history reached the model
+    assert re.search(r"CASE-\d{6} opened", follow.text) and follow.provider == "gemini"
+    assert follow.ticket_number == first.ticket_number
+
+
+async def test_invented_faq_source_titles_are_dropped_over_the_real_gemini_client(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = [
+        SourceDocument("shipping.md", "Standard shipping takes 3 to 5 business days."),
+        SourceDocument("returns.md", "Returns are accepted within 30 days of delivery."),
+    ]
+    responder = by_step(
+        {
+            "faq_questions": lambda b: {"questions": ["How long is shipping?"]},
+            "faq_answer": lambda b: {"answer": "3 to 5 business days."},
+            "faq_sources": lambda b: {"sources": ["shipping.md", "pricing-secrets.pdf"]},
+        }
+    )
+    async with FakeGemini(responder) as fake:
+        _, settings = await gemini_service(db, fake, monkeypatch)
+        llm = build_llm(settings)
+        try:
+            run = await create_faq(db, llm, settings, docs, n=1)
+        finally:
+            await llm.aclose()  # type: ignore[attr-defined]
+        assert fake.calls == 3
+    [item] = run.result.items
+    assert item.sources == ["shipping.md"]
+    assert any("pricing-secrets.pdf" in note for note in run.result.notes)
