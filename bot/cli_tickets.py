@@ -22,7 +22,8 @@ from bot.triage_views import age
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import utcnow
-from storage.tickets import ACTIVE_STATUSES, HUMAN_STATUSES, STATUSES, TicketInfo, TicketStore
+from storage.ticket_info import ACTIVE_STATUSES, HUMAN_STATUSES, STATUSES, TicketInfo
+from storage.tickets import TicketStore
 
 STATUS_CHOICES = (*STATUSES, "active", "all")
 

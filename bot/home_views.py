@@ -23,7 +23,7 @@ from bot.triage_views import (
     thread_url_fallback,
 )
 from bot.views import escape
-from storage.tickets import (
+from storage.ticket_info import (
     CLAIMED,
     ESCALATED,
     OPEN,
@@ -31,9 +31,9 @@ from storage.tickets import (
     STATUS_LABELS,
     STATUSES,
     WAITING,
-    CustomerRecords,
     TicketInfo,
 )
+from storage.ticket_queries import CustomerRecords
 
 Block = dict[str, Any]
 View = dict[str, Any]

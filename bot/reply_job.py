@@ -45,7 +45,8 @@ from pipelines.llm import LLMUnavailable
 from storage.conversations import ConversationStore, ThreadKey
 from storage.models import Ticket
 from storage.queue import LeasedJob
-from storage.tickets import ESCALATED, HUMAN_STATUSES, TicketStore
+from storage.ticket_info import ESCALATED, HUMAN_STATUSES
+from storage.tickets import TicketStore
 
 logger = logging.getLogger(__name__)
 

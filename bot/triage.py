@@ -40,6 +40,10 @@ What it adds to the bot:
 
 Listeners ack at once and only do quick work before the response (the app processes
 before responding): one conditional UPDATE, one enqueue, at most one ephemeral message.
+
+This module holds the feature and its listeners; the rest lives next to it:
+`bot.triage_cards` (the `triage_card` job), `bot.triage_notice` (the `customer_notice`
+job), `bot.triage_agents` (who is an agent) and `bot.triage_views` (Block Kit).
 """
 
 from __future__ import annotations
@@ -48,25 +52,19 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.home_views import View, agent_home, customer_home
 from bot.listeners import SLACK_MESSAGE_JOB
-from bot.reply_job import (
-    SLACK_CALL_ERRORS,
-    SlackReplyJob,
-    find_marked_message,
-    slack_error,
-    to_job_failure,
-)
+from bot.reply_job import SlackReplyJob
 from bot.trace_views import MAX_TRACE_RUNS, trace_modal
+from bot.triage_agents import MEMBER_CACHE_SECONDS, AgentDirectory
+from bot.triage_cards import TRIAGE_CARD_JOB, TriageCardJob
+from bot.triage_notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage_views import (
-    CARD_EVENT_TYPE,
     CLAIM_ACTION,
     HAND_BACK_ACTION,
     HANDOFF_NOTICE,
@@ -77,370 +75,29 @@ from bot.triage_views import (
     RESOLVE_ACTION,
     TRACE_ACTION,
     UNCLAIM_ACTION,
-    card_blocks,
-    card_text,
-    escalation_notice,
-    is_direct_message,
     refusal_text,
-    thread_url_fallback,
     without_handoff_button,
 )
 from bot.views import TALK_TO_HUMAN_ACTION, escape
 from bot.wiring import SlackRuntime
-from bot.worker import JobFailed, JobHandler
+from bot.worker import JobHandler
 from pipelines.tracing import TraceStore
 from storage.catalog import get_or_create_customer
 from storage.models import utcnow
-from storage.queue import LeasedJob
-from storage.tickets import (
-    ACTIVE_STATUSES,
-    ESCALATED,
-    TicketInfo,
-    TicketStore,
-    Transition,
-    card_marker,
-    card_marker_time,
-    card_marker_token,
-    customer_records,
-    is_card_marker,
-)
+from storage.ticket_info import ACTIVE_STATUSES, ESCALATED, TicketInfo
+from storage.ticket_queries import customer_records
+from storage.tickets import TicketStore, Transition
 
 logger = logging.getLogger(__name__)
 
-TRIAGE_CARD_JOB = "triage_card"
-CUSTOMER_NOTICE_JOB = "customer_notice"
-TRIAGE_EVENT_TYPE = "supportbot_triage_event"
-NOTICE_EVENT_TYPE = "supportbot_notice"
-
-MEMBER_CACHE_SECONDS = 60.0
-MEMBER_RETRY_SECONDS = 5.0
-CARD_RESERVATION_SECONDS = 60.0
 # Listeners run before the response to Slack (3 s): every Slack call in them is bounded.
-MEMBERS_TIMEOUT_SECONDS = 1.5
 EPHEMERAL_TIMEOUT_SECONDS = 1.0
 HOME_TIMEOUT_SECONDS = 2.5
 # The trigger_id of a click expires after 3 s: the agent check, the reads and views.open
 # share this budget (a failure still leaves time for an ephemeral message).
 TRACE_TIMEOUT_SECONDS = 1.9
-MAX_PAGES = 10
 TRACE_FAILED = "Sorry, I could not open the traces of {number}; please try again."
 CARD_BUTTON_ACTIONS = re.compile(r"^triage_(claim|unclaim|hand_back|resolve|reopen)$")
-
-
-# --- who is a support agent -------------------------------------------------------------
-
-
-class AgentDirectory:
-    """SUPPORT_AGENT_IDS, plus the members of the triage channel (cached briefly)."""
-
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        agent_ids: Collection[str],
-        triage_channel: str | None,
-        *,
-        ttl: float = MEMBER_CACHE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = client
-        self._agent_ids = frozenset(agent_ids)
-        self._channel = triage_channel
-        self._ttl = ttl
-        self._clock = clock
-        self._members: frozenset[str] = frozenset()
-        self._fetched_at: float | None = None
-        self._lock = asyncio.Lock()
-
-    async def is_agent(self, user_id: str) -> bool:
-        if user_id in self._agent_ids:
-            return True
-        if not self._channel:
-            return False
-        return user_id in await self.channel_members()
-
-    async def channel_members(self) -> frozenset[str]:
-        if self._fresh():
-            return self._members
-        async with self._lock:
-            if self._fresh():
-                return self._members
-            try:
-                async with asyncio.timeout(MEMBERS_TIMEOUT_SECONDS):
-                    self._members = await self._fetch()
-                self._fetched_at = self._clock()
-            except SLACK_CALL_ERRORS as exc:
-                logger.warning("could not list the triage channel's members: %s", exc)
-                # Keep what we knew; ask again in a few seconds, not on every click.
-                self._fetched_at = self._clock() - self._ttl + MEMBER_RETRY_SECONDS
-        return self._members
-
-    def _fresh(self) -> bool:
-        return self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl
-
-    async def _fetch(self) -> frozenset[str]:
-        members: set[str] = set()
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            response = await self._client.conversations_members(
-                channel=self._channel or "", limit=1000, cursor=cursor
-            )
-            members.update(str(member) for member in response.get("members") or [])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
-        return frozenset(members)
-
-
-# --- Slack helpers ----------------------------------------------------------------------
-
-
-def marked(event_type: str, **payload: str) -> dict[str, Any]:
-    return {"event_type": event_type, "event_payload": payload}
-
-
-# --- jobs -------------------------------------------------------------------------------
-
-
-class TriageCardJob:
-    """`JobHandler` of `triage_card`: create or refresh one ticket's card.
-
-    Payload: `ticket_id`, and `event` (`escalated` also announces the escalation to the
-    agents in the card's thread, once).
-    """
-
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        store: TicketStore,
-        triage_channel: str | None,
-        agent_ids: Sequence[str] = (),
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = client
-        self._store = store
-        self._channel = triage_channel
-        self._agent_ids = list(agent_ids)
-        self._clock = clock
-
-    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
-        if not self._channel:
-            return {"skipped": "SUPPORT_TRIAGE_CHANNEL is not set"}
-        ticket_id = int(job.payload["ticket_id"])
-        ticket = await self._store.get(ticket_id)
-        if ticket is None:
-            return {"skipped": "no such ticket"}
-        thread_url = None if is_direct_message(ticket) else await self.thread_url(ticket)
-        channel, ts, rendered = await self._ensure_card(job, ticket, thread_url)
-        await self._refresh(ticket_id, channel, ts, rendered, thread_url)
-        notified = None
-        if job.payload.get("event") == ESCALATED:
-            notified = await self._notify_agents(job, channel, ts, ticket_id)
-        return {"ticket": ticket.number, "card_ts": ts, "notified": notified}
-
-    async def give_up(self, job: LeasedJob, error: str) -> None:
-        logger.warning("triage card of ticket %s not updated: %s", job.payload, error)
-
-    async def thread_url(self, ticket: TicketInfo) -> str | None:
-        """The customer's thread: `chat.getPermalink`, or a link built from the ids."""
-        try:
-            response = await self._client.chat_getPermalink(
-                channel=ticket.channel_id, message_ts=ticket.thread_ts
-            )
-            if response.get("permalink"):
-                return str(response["permalink"])
-        except SLACK_CALL_ERRORS as exc:
-            logger.info("no permalink for %s: %s", ticket.number, exc)
-        return thread_url_fallback(ticket.team_id, ticket.channel_id, ticket.thread_ts)
-
-    async def _ensure_card(
-        self, job: LeasedJob, ticket: TicketInfo, thread_url: str | None
-    ) -> tuple[str, str, str | None]:
-        """(channel, card ts, version rendered if the card was just posted)."""
-        assert self._channel is not None
-        for _ in range(4):
-            current = ticket.triage_ts
-            if current and not is_card_marker(current):
-                return ticket.triage_channel or self._channel, current, None
-            since: float | None = None
-            if current:  # reserved by a job: ours from an earlier attempt, or another's
-                since = card_marker_time(current) or 0.0
-                mine = card_marker_token(current) == str(job.id)
-                if not mine and self._clock() - since < CARD_RESERVATION_SECONDS:
-                    raise JobFailed(
-                        f"the card of {ticket.number} is being posted by job "
-                        f"{card_marker_token(current)}",
-                        retry_in=1.0,
-                    )
-            marker = card_marker(str(job.id), self._clock())
-            if not await self._store.reserve_card(ticket.id, current, marker):
-                found = await self._store.get(ticket.id)
-                if found is None:
-                    raise JobFailed("the ticket is gone", permanent=True, can_notify=False)
-                ticket = found
-                continue
-            # A marker we take over may hide a card that was posted but never recorded.
-            existing = await self._find_card(ticket, since) if since is not None else None
-            if existing is not None:
-                ts, rendered = existing, None
-            else:
-                ts = await self._post_card(ticket, thread_url)
-                rendered = ticket.version
-            if not await self._store.attach_card(ticket.id, marker, self._channel, ts):
-                logger.warning("ticket %s: card reservation lost while posting", ticket.number)
-            return self._channel, ts, rendered
-        raise JobFailed(f"could not reserve the card of {ticket.number}", retry_in=1.0)
-
-    async def _post_card(self, ticket: TicketInfo, thread_url: str | None) -> str:
-        try:
-            response = await self._client.chat_postMessage(
-                channel=self._channel or "",
-                text=card_text(ticket),
-                blocks=card_blocks(ticket, thread_url, await self._store.latest_turn(ticket.id)),
-                metadata=marked(CARD_EVENT_TYPE, ticket_id=str(ticket.id), ticket=ticket.number),
-                unfurl_links=False,
-            )
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("chat.postMessage", exc) from exc
-        return str(response.get("ts"))
-
-    async def _find_card(self, ticket: TicketInfo, since: float) -> str | None:
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            try:
-                response = await self._client.conversations_history(
-                    channel=self._channel or "",
-                    oldest=f"{max(0.0, since - 5):.6f}",
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                )
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("conversations.history", exc) from exc
-            for message in response.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == CARD_EVENT_TYPE and str(
-                    payload.get("ticket_id")
-                ) == str(ticket.id):
-                    return str(message.get("ts"))
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
-        return None
-
-    async def _refresh(
-        self,
-        ticket_id: int,
-        channel: str,
-        ts: str,
-        rendered: str | None,
-        thread_url: str | None,
-    ) -> None:
-        """Edit the card until it shows the ticket's latest version (a few rounds)."""
-        for _ in range(3):
-            ticket = await self._store.get(ticket_id)
-            if ticket is None or ticket.version == rendered:
-                return
-            try:
-                latest = await self._store.latest_turn(ticket_id)
-                await self._client.chat_update(
-                    channel=channel,
-                    ts=ts,
-                    text=card_text(ticket),
-                    blocks=card_blocks(ticket, thread_url, latest),
-                )
-            except SlackApiError as exc:
-                if slack_error(exc) == "message_not_found":  # someone deleted the card
-                    await self._store.detach_card(ticket_id, ts)
-                    raise JobFailed(
-                        "the card was deleted; posting a new one", retry_in=0.5
-                    ) from exc
-                raise to_job_failure("chat.update", exc) from exc
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("chat.update", exc) from exc
-            rendered = ticket.version
-
-    async def _notify_agents(
-        self, job: LeasedJob, channel: str, card_ts: str, ticket_id: int
-    ) -> str | None:
-        ticket = await self._store.get(ticket_id)
-        if ticket is None or ticket.status != ESCALATED:
-            return None  # already claimed, handed back or resolved: nobody to call
-        if job.is_retry:
-            posted = await find_marked_message(
-                self._client, channel, card_ts, TRIAGE_EVENT_TYPE, job.id
-            )
-            if posted is not None:
-                return posted
-        try:
-            response = await self._client.chat_postMessage(
-                channel=channel,
-                thread_ts=card_ts,
-                text=escalation_notice(ticket, self._agent_ids),
-                metadata=marked(TRIAGE_EVENT_TYPE, job_id=str(job.id), ticket=ticket.number),
-            )
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("chat.postMessage", exc) from exc
-        return str(response.get("ts"))
-
-
-class CustomerNoticeJob:
-    """`JobHandler` of `customer_notice`: post one message in a customer's thread, once.
-
-    Payload: `channel`, `thread_ts`, `text`, `ticket`, and optionally `replace`
-    (`channel`, `ts`, `blocks`, `text`): a message of the bot's to edit afterwards
-    (the reply whose "Talk to a person" button was pressed).
-    """
-
-    def __init__(self, client: AsyncWebClient) -> None:
-        self._client = client
-
-    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
-        payload = job.payload
-        channel, thread_ts = str(payload["channel"]), str(payload["thread_ts"])
-        ts = None
-        if job.is_retry:
-            ts = await find_marked_message(
-                self._client, channel, thread_ts, NOTICE_EVENT_TYPE, job.id
-            )
-        if ts is None:
-            text = str(payload["text"])
-            blocks: list[dict[str, Any]] = [
-                {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}
-            ]
-            if payload.get("ticket"):
-                note = escape(f"Ticket {payload['ticket']} · handed to the support team")
-                blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-            try:
-                response = await self._client.chat_postMessage(
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    text=text,
-                    blocks=blocks,
-                    metadata=marked(NOTICE_EVENT_TYPE, job_id=str(job.id)),
-                )
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("chat.postMessage", exc) from exc
-            ts = str(response.get("ts"))
-        replace = payload.get("replace")
-        if isinstance(replace, Mapping):
-            try:  # cosmetic: the button turns into a note
-                await self._client.chat_update(
-                    channel=str(replace["channel"]),
-                    ts=str(replace["ts"]),
-                    text=str(replace.get("text") or payload["text"]),
-                    blocks=list(replace["blocks"]),
-                )
-            except SLACK_CALL_ERRORS as exc:
-                logger.info("could not remove the handoff button: %s", exc)
-        return {"ts": ts}
-
-    async def give_up(self, job: LeasedJob, error: str) -> None:
-        logger.warning("could not tell the customer (%s): %s", job.payload.get("ticket"), error)
-
-
-# --- the feature ------------------------------------------------------------------------
 
 
 class TriageFeature:
@@ -694,11 +351,4 @@ class TriageFeature:
         )
 
 
-__all__ = [
-    "CUSTOMER_NOTICE_JOB",
-    "TRIAGE_CARD_JOB",
-    "AgentDirectory",
-    "CustomerNoticeJob",
-    "TriageCardJob",
-    "TriageFeature",
-]
+__all__ = ["TriageFeature"]

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.views import TALK_TO_HUMAN_ACTION, escape
-from storage.tickets import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
+from storage.ticket_info import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
 
 Block = dict[str, Any]
 

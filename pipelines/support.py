@@ -31,7 +31,8 @@ from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
 from storage.models import utcnow
-from storage.tickets import HUMAN_STATUSES, TicketStore
+from storage.ticket_info import HUMAN_STATUSES
+from storage.tickets import TicketStore
 
 FLOOD_LIMIT = 20  # messages per user per window before the bot slows down
 FLOOD_WINDOW_S = 60

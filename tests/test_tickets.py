@@ -18,7 +18,7 @@ from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.tickets import (
+from storage.ticket_info import (
     ACTIVE_STATUSES,
     CLAIMED,
     ESCALATED,
@@ -27,13 +27,13 @@ from storage.tickets import (
     STATUSES,
     WAITING,
     TicketInfo,
-    TicketStore,
     card_marker,
     card_marker_time,
     card_marker_token,
-    customer_records,
     is_card_marker,
 )
+from storage.ticket_queries import customer_records
+from storage.tickets import TicketStore
 
 TEAM = "T1"
 

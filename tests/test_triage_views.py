@@ -29,18 +29,16 @@ from bot.triage_views import (
 )
 from bot.views import TALK_TO_HUMAN_ACTION, reply_blocks
 from pipelines.contracts import SupportReply
-from storage.tickets import (
+from storage.ticket_info import (
     CLAIMED,
     ESCALATED,
     OPEN,
     RESOLVED,
     STATUSES,
     WAITING,
-    CustomerRecords,
-    OrderSummary,
-    ReturnSummary,
     TicketInfo,
 )
+from storage.ticket_queries import CustomerRecords, OrderSummary, ReturnSummary
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 

@@ -21,7 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.settings import Settings
-from bot.triage import TRIAGE_CARD_JOB, TriageCardJob, TriageFeature
+from bot.triage import TriageFeature
+from bot.triage_cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage_views import (
     CARD_EVENT_TYPE,
     CLAIM_ACTION,
@@ -44,16 +45,16 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import ConversationTurn, Ticket
 from storage.queue import LeasedJob
-from storage.tickets import (
+from storage.ticket_info import (
     CLAIMED,
     ESCALATED,
     OPEN,
     RESOLVED,
     WAITING,
     TicketInfo,
-    TicketStore,
     card_marker,
 )
+from storage.tickets import TicketStore
 from tests.e2e.conftest import (
     AGENT_ID,
     BOT_TOKEN,

@@ -1,0 +1,144 @@
+"""A ticket as plain data: its statuses, the `TicketInfo` snapshot, the card marker.
+
+`TicketInfo` is a plain snapshot of a row: views and the CLI render it without a session.
+It is kept apart from the transitions (`storage.tickets`) and the reads
+(`storage.ticket_queries`), which both return it, so that the Block Kit views, the CLI and
+the pipelines can use the statuses and the snapshot without importing the queries.
+What moves a ticket from one status to another is described in `storage.tickets`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from storage.models import Ticket
+
+OPEN = "open"
+WAITING = "waiting"
+ESCALATED = "escalated"
+CLAIMED = "claimed"
+RESOLVED = "resolved"
+STATUSES: tuple[str, ...] = (OPEN, WAITING, ESCALATED, CLAIMED, RESOLVED)
+STATUS_LABELS = {
+    OPEN: "Open",
+    WAITING: "Waiting on customer",
+    ESCALATED: "Escalated",
+    CLAIMED: "Claimed",
+    RESOLVED: "Resolved",
+}
+HUMAN_STATUSES = frozenset({ESCALATED, CLAIMED})  # a person has it: the bot stays quiet
+ACTIVE_STATUSES: tuple[str, ...] = (OPEN, WAITING, ESCALATED, CLAIMED)
+
+# While a triage card is being posted, `triage_ts` holds a reservation marker instead of a
+# message ts ("p:<token>:<unix seconds>"), so two jobs never post two cards for one ticket.
+CARD_MARKER_PREFIX = "p:"
+
+
+@dataclass(frozen=True)
+class TicketInfo:
+    """A ticket row as plain data."""
+
+    id: int
+    number: str
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    slack_user_id: str
+    customer_id: int | None
+    intents: list[str]
+    tasks: list[dict[str, Any]]
+    actions: list[str]
+    summary: str
+    status: str
+    escalation_reason: str | None
+    assignee: str | None
+    triage_channel: str | None
+    triage_ts: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: Ticket) -> TicketInfo:
+        return cls(
+            id=row.id,
+            number=row.ticket_number or f"T-{row.id:05d}",
+            team_id=row.team_id,
+            channel_id=row.channel_id,
+            thread_ts=row.thread_ts,
+            slack_user_id=row.slack_user_id,
+            customer_id=row.customer_id,
+            intents=[str(intent) for intent in row.intents or []],
+            tasks=[dict(task) for task in row.tasks or [] if isinstance(task, dict)],
+            actions=[str(action) for action in row.actions or []],
+            summary=row.summary or "",
+            status=row.status,
+            escalation_reason=row.escalation_reason,
+            assignee=row.assignee,
+            triage_channel=row.triage_channel,
+            triage_ts=row.triage_ts,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @property
+    def version(self) -> str:
+        """Changes with every update of the ticket (dedupe key of card refreshes)."""
+        return str(int(self.updated_at.timestamp() * 1_000_000))
+
+    @property
+    def bot_paused(self) -> bool:
+        return self.status in HUMAN_STATUSES
+
+    @property
+    def card_ts(self) -> str | None:
+        """The triage card's message ts, when the card exists (not while it is reserved)."""
+        if self.triage_ts is None or is_card_marker(self.triage_ts):
+            return None
+        return self.triage_ts
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+
+def is_card_marker(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(CARD_MARKER_PREFIX)
+
+
+def card_marker(token: str, at: float) -> str:
+    """A reservation marker; fits the 32-character `triage_ts` column."""
+    return f"{CARD_MARKER_PREFIX}{token[:18]}:{int(at)}"
+
+
+def card_marker_time(marker: str) -> float | None:
+    """When a marker was set (unix seconds), or None if `marker` is not one."""
+    if not is_card_marker(marker):
+        return None
+    try:
+        return float(marker.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def card_marker_token(marker: str) -> str:
+    return marker[len(CARD_MARKER_PREFIX) :].rsplit(":", 1)[0]
+
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CLAIMED",
+    "ESCALATED",
+    "HUMAN_STATUSES",
+    "OPEN",
+    "RESOLVED",
+    "STATUSES",
+    "STATUS_LABELS",
+    "WAITING",
+    "TicketInfo",
+    "card_marker",
+    "card_marker_time",
+    "card_marker_token",
+    "is_card_marker",
+]
