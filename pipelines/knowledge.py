@@ -28,22 +28,38 @@ class KnowledgeEntry:
         return f"Q: {self.question}\nA: {self.answer}\nSources: {cited}"
 
 
+class LexicalIndex:
+    """A BM25 index over fixed documents, built once and searched many times."""
+
+    def __init__(self, documents: list[str]) -> None:
+        self.size = len(documents)
+        self._retriever: bm25s.BM25 | None = None
+        self._vocab: set[str] = set()
+        if not documents:
+            return
+        tokens = bm25s.tokenize(documents, stopwords="en", show_progress=False)
+        if not tokens.vocab or not any(len(ids) for ids in tokens.ids):
+            return  # nothing indexable (only stop words, emoji, punctuation)
+        self._retriever = bm25s.BM25()
+        self._retriever.index(tokens, show_progress=False)
+        self._vocab = set(tokens.vocab)
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """Indexes of the `k` best matches of `query`, best first (score > 0)."""
+        if self._retriever is None or not query.strip():
+            return []
+        query_tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
+        if not any(word in self._vocab for word in query_tokens.vocab):
+            return []
+        found, scores = self._retriever.retrieve(
+            query_tokens, k=min(k, self.size), show_progress=False
+        )
+        return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
+
+
 def rank(query: str, documents: list[str], k: int) -> list[tuple[int, float]]:
-    """Indexes of the `k` best BM25 matches of `query` in `documents`, best first (score > 0)."""
-    if not documents or not query.strip():
-        return []
-    tokens = bm25s.tokenize(documents, stopwords="en", show_progress=False)
-    if not tokens.vocab or not any(len(ids) for ids in tokens.ids):
-        return []  # nothing indexable (only stop words, emoji, punctuation)
-    retriever = bm25s.BM25()
-    retriever.index(tokens, show_progress=False)
-    query_tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
-    known = set(tokens.vocab)
-    if not any(word in known for word in query_tokens.vocab):
-        return []
-    k = min(k, len(documents))
-    ids, scores = retriever.retrieve(query_tokens, k=k, show_progress=False)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+    """One-off search: indexes of the `k` best BM25 matches of `query` in `documents`."""
+    return LexicalIndex(documents).search(query, k)
 
 
 class KnowledgeBase:
@@ -53,6 +69,7 @@ class KnowledgeBase:
         self._sessions = sessions
         self._version: tuple[int, int] | None = None
         self._entries: list[KnowledgeEntry] = []
+        self._index = LexicalIndex([])
 
     async def _load(self) -> list[KnowledgeEntry]:
         async with self._sessions() as session:
@@ -70,10 +87,10 @@ class KnowledgeBase:
                     KnowledgeEntry(row.question, row.answer, tuple(map(str, row.sources)))
                     for row in rows
                 ]
+                self._index = LexicalIndex([f"{e.question} {e.answer}" for e in self._entries])
                 self._version = version
         return self._entries
 
     async def search(self, query: str, k: int = 3) -> list[KnowledgeEntry]:
         entries = await self._load()
-        texts = [f"{entry.question} {entry.answer}" for entry in entries]
-        return [entries[i] for i, _ in rank(query, texts, k)]
+        return [entries[i] for i, _ in self._index.search(query, k)]
