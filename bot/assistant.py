@@ -13,15 +13,13 @@ cosmetic and idempotent, and a slow Slack call must not delay the ack.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from slack_bolt.async_app import AsyncBoltContext
 from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import (
     AsyncSetSuggestedPrompts,
 )
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 
-from bot.listeners import Intake
+from bot.listeners import Intake, intake_listener
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +44,8 @@ def build_assistant(intake: Intake) -> AsyncAssistant:
         except Exception as exc:  # cosmetic: never worth a redelivery
             logger.warning("could not set suggested prompts: %s", exc)
 
-    async def on_user_message(
-        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await intake.accept(
-            event,
-            event_type="message",
-            team_id=str(body.get("team_id") or context.team_id or ""),
-            bot_user_id=context.bot_user_id,
-            event_id=str(body.get("event_id", "")),
-            assistant=True,
-        )
-
     assistant.thread_started(lazy=[offer_prompts])(ack_thread_started)  # type: ignore[list-item]
-    assistant.user_message(on_user_message)
+    assistant.user_message(intake_listener(intake, "message", assistant=True))
     return assistant
 
 

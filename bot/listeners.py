@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,30 +239,28 @@ def register_listeners(app: AsyncApp, intake: Intake) -> None:
     Slack would redeliver it).
     """
 
-    async def on_app_mention(
+    app.event("app_mention")(intake_listener(intake, "app_mention"))
+    app.event("message")(intake_listener(intake, "message"))
+
+
+def intake_listener(
+    intake: Intake, event_type: str, *, assistant: bool = False
+) -> Callable[[dict[str, Any], dict[str, Any], AsyncBoltContext], Awaitable[None]]:
+    """A Bolt listener that hands its event to the intake (and nothing else)."""
+
+    async def listener(
         body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         await intake.accept(
             event,
-            event_type="app_mention",
+            event_type=event_type,
             team_id=_team_id(body, context),
             bot_user_id=context.bot_user_id,
             event_id=str(body.get("event_id", "")),
+            assistant=assistant,
         )
 
-    async def on_message(
-        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await intake.accept(
-            event,
-            event_type="message",
-            team_id=_team_id(body, context),
-            bot_user_id=context.bot_user_id,
-            event_id=str(body.get("event_id", "")),
-        )
-
-    app.event("app_mention")(on_app_mention)
-    app.event("message")(on_message)
+    return listener
 
 
 def _team_id(body: Mapping[str, Any], context: AsyncBoltContext) -> str:
@@ -275,6 +273,7 @@ __all__ = [
     "Intake",
     "IntakeConfig",
     "direct_reason",
+    "intake_listener",
     "is_from_a_bot",
     "message_key",
     "register_listeners",
