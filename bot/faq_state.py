@@ -20,15 +20,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.faq_modal import FileRef
 from bot.faq_views import Page
 from bot.worker import JobFailed
 from pipelines.faq import FaqItem, Mode
 from storage.db import Database
-from storage.models import FaqEntry, Job
-from storage.queue import RUNNING, LeasedJob
+from storage.models import FaqEntry
+from storage.queue import JobQueue, LeasedJob
 
 logger = logging.getLogger(__name__)
 
@@ -61,22 +61,9 @@ class Checkpoint(BaseModel):
 
 
 async def save_checkpoint(db: Database, job: LeasedJob, point: Checkpoint) -> None:
-    """Store `point` in the job's row, guarded on the lease like `JobQueue`'s transitions."""
+    """Store `point` in the job's row, only while this worker holds the job's lease."""
     payload = {**job.payload, "checkpoint": point.model_dump(mode="json")}
-    statement = (
-        update(Job)
-        .where(
-            Job.id == job.id,
-            Job.status == RUNNING,
-            Job.leased_by == job.leased_by,
-            Job.attempts == job.attempts,
-        )
-        .values(payload=payload)
-        .execution_options(synchronize_session=False)
-    )
-    async with db.sessions() as session, session.begin():
-        result = await session.execute(statement)
-    if getattr(result, "rowcount", 0) != 1:
+    if not await JobQueue(db).checkpoint(job, payload):
         raise JobFailed("lease lost while saving the checkpoint", can_notify=False)
     job.payload["checkpoint"] = payload["checkpoint"]  # `give_up` sees the latest
 

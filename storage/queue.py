@@ -283,6 +283,10 @@ class JobQueue:
             updated_at=now,
         )
 
+    async def checkpoint(self, job: LeasedJob, payload: dict[str, Any]) -> bool:
+        """Replace the job's payload (a long job's progress), only while the lease is held."""
+        return await self._transition(job, payload=payload)
+
     async def _transition(self, job: LeasedJob, **values: Any) -> bool:
         statement = (
             update(Job)
