@@ -17,6 +17,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,23 +172,26 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    """A database migrated to the latest schema, on each backend."""
-    await asyncio.to_thread(upgrade, database_url)
-    db = Database(database_url)
+@asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Database]:
+    """The database at `url`, migrated to the latest schema, disposed afterwards."""
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
     try:
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A database migrated to the latest schema, on each backend."""
+    async with migrated(database_url) as db:
+        yield db
 
 
 @pytest.fixture
 async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
     """A migrated SQLite database of its own (for tests that need one backend only)."""
-    await asyncio.to_thread(upgrade, sqlite_url)
-    db = Database(sqlite_url)
-    try:
+    async with migrated(sqlite_url) as db:
         yield db
-    finally:
-        await db.dispose()
