@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -123,6 +124,20 @@ async def run_uvicorn(app: Starlette, host: str, port: int) -> None:
     await uvicorn.Server(config).serve()
 
 
+def freeze_startup_objects() -> None:
+    """Exclude everything allocated so far from garbage collection (`gc.freeze`).
+
+    After start-up the heap holds a few hundred thousand long-lived objects (modules,
+    pydantic and SQLAlchemy metadata, Bolt's listeners) that no cycle collection can free.
+    Left in the oldest generation, each full collection walks all of them: measured with
+    `bench.slack_ingress`, one took 133 ms in the middle of a burst of Slack events and
+    stalled 50 acknowledgements behind it. Frozen, a full collection only walks what the
+    process allocated since.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def require_for_serve(settings: Settings, socket_mode: bool) -> None:
     """Stop with one line naming what is missing, and where to go without Slack."""
     needed = ["slack_bot_token", "slack_app_token" if socket_mode else "slack_signing_secret"]
@@ -162,6 +177,7 @@ async def serve(
         app = create_asgi_app(
             slack, None if socket_mode else bolt, worker=worker, socket_handler=socket_handler
         )
+        freeze_startup_objects()
         mode = "Socket Mode" if socket_mode else "HTTP mode (POST /slack/events)"
         logger.info(
             "serving %s on %s:%d; worker %s",
