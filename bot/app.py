@@ -169,6 +169,10 @@ def build_app(
         request_verification_enabled=True,
         ignoring_self_events_enabled=True,
         raise_error_for_unhandled_request=False,
+        # No listener of this app takes `say`, `set_status` or the other conversation
+        # kwargs, and Bolt would build them for every message event. The assistant
+        # attaches its own (`AsyncAssistant` adds the same middleware to its listeners).
+        attaching_conversation_kwargs_enabled=False,
         name="supportbot",
     )
     app.middleware(RequestCounter())

@@ -7,15 +7,24 @@ arrive while a flush is in progress wait for the next one and go in together: on
 multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`, one commit. Each caller still
 returns only after its own row is committed, so durability is unchanged; a quiet system
 flushes each event alone, at once.
+
+On SQLite the batch is one statement run on the driver connection, outside SQLAlchemy's
+execution machinery. A single `INSERT` on a connection in autocommit (see `storage.db`) is
+its own transaction: atomic, and as durable as a commit. It costs one trip to aiosqlite's
+thread where SQLAlchemy's Core path cost nine (cursor, BEGIN IMMEDIATE, execute, fetch,
+close, commit, rollback on return), and that trip count, not SQLite, was most of the CPU
+spent per event: 0.13-0.16 ms against 0.05-0.07 ms (batches of 25). Values still go
+through the column types' own bind processors, so stored rows are identical. PostgreSQL
+keeps the Core statement: there the database server does the work.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.db import Database
 from storage.models import Job
@@ -35,6 +44,7 @@ class GroupInserter:
         self._max_rows = max_rows
         self._pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._processors: dict[str, Callable[[Any], Any] | None] = {}
 
     async def insert(self, values: dict[str, Any]) -> bool:
         """Store one row; False when its `dedupe_key` already exists (or came twice)."""
@@ -66,15 +76,55 @@ class GroupInserter:
                     future.set_result(created)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert `rows` in one transaction; the dedupe keys that were new."""
         unique = list({row["dedupe_key"]: row for row in reversed(rows)}.values())
-        insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        if self._db.dialect == "sqlite":
+            return await self._insert_sqlite(unique)
         # One cached statement run with many parameter sets: SQLAlchemy's "insertmanyvalues"
         # turns it into multi-row INSERTs and still returns each inserted key.
         statement = (
-            insert(Job)
+            pg_insert(Job)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(Job.dedupe_key)
         )
         async with self._db.engine.begin() as connection:
             result = await connection.execute(statement, unique)
             return set(result.scalars().all())
+
+    async def _insert_sqlite(self, rows: list[dict[str, Any]]) -> set[str]:
+        """One autocommit statement on the aiosqlite connection (see the module docstring)."""
+        columns = list(rows[0])
+        if any(row.keys() != rows[0].keys() for row in rows):
+            raise ValueError("group commit needs the same columns in every row")
+        processors = [self._processor(column) for column in columns]
+        parameters = [
+            process(row[column]) if process is not None else row[column]
+            for row in rows
+            for column, process in zip(columns, processors, strict=True)
+        ]
+        async with self._db.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            found = await driver.execute_fetchall(
+                sqlite_insert_statement(columns, len(rows)), parameters
+            )
+        return {str(key) for (key,) in found}
+
+    def _processor(self, column: str) -> Callable[[Any], Any] | None:
+        """The bind processor SQLAlchemy itself would apply to `jobs.<column>`."""
+        if column not in self._processors:
+            dialect = self._db.engine.dialect
+            column_type = Job.__table__.c[column].type.dialect_impl(dialect)
+            self._processors[column] = column_type.bind_processor(dialect)
+        return self._processors[column]
+
+
+def sqlite_insert_statement(columns: Sequence[str], count: int) -> str:
+    """`INSERT INTO jobs (...) VALUES (?, ...), ... ON CONFLICT DO NOTHING RETURNING`."""
+    known = Job.__table__.c
+    names = ", ".join(known[column].name for column in columns)  # KeyError if unknown
+    row = "(" + ", ".join("?" * len(columns)) + ")"
+    return (
+        f"INSERT INTO jobs ({names}) VALUES {', '.join([row] * count)} "
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+    )

@@ -75,3 +75,24 @@ def _row(key: str) -> dict[str, object]:
         "kind": "test", "dedupe_key": key, "payload": {}, "status": "queued", "attempts": 0,
         "max_attempts": 5, "run_after": now, "created_at": now, "updated_at": now,
     }  # fmt: skip
+
+
+async def test_rows_are_stored_exactly_as_the_orm_stores_them(database: Database) -> None:
+    """The SQLite path binds values itself: the stored text must match the ORM's, or
+    `run_after <= now` comparisons in `claim` would silently misorder jobs."""
+    values = _row("group") | {"payload": {"text": "héllo", "n": [1, 2.5, None]}}
+    assert await GroupInserter(database).insert(values) is True
+    async with database.sessions() as session, session.begin():
+        session.add(Job(**(values | {"dedupe_key": "orm"})))
+    columns = "kind, payload, status, attempts, max_attempts, run_after, created_at, updated_at"
+    async with database.engine.connect() as connection:
+        stored = (
+            await connection.exec_driver_sql(
+                f"SELECT dedupe_key, {columns} FROM jobs ORDER BY dedupe_key"
+            )
+        ).all()
+    by_key = {row[0]: tuple(row[1:]) for row in stored}
+    assert by_key["group"] == by_key["orm"]
+    queue = JobQueue(database)
+    claimed = await queue.claim("w", 60, limit=5, kinds=["test"])
+    assert sorted(job.dedupe_key for job in claimed) == ["group", "orm"]
