@@ -118,9 +118,24 @@ def create_asgi_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+# Idle keep-alive connections stay open this long (uvicorn's default is 5 s). Whatever sits
+# in front of the bot (Slack's senders, a load balancer: AWS ALB and GCP keep idle
+# connections 60 s and more) must never reuse a connection the server has just closed,
+# which shows up as sporadic 502s or resets; and every new connection costs a handshake
+# on the ack path (bench.slack_ingress measured 50 of them adding up to 170 ms).
+KEEP_ALIVE_SECONDS = 75
+
+
 async def run_uvicorn(app: Starlette, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles the signals, then the lifespan drains)."""
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="info")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="info",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     await uvicorn.Server(config).serve()
 
 
@@ -215,6 +230,7 @@ async def run_worker(
 
 
 __all__ = [
+    "KEEP_ALIVE_SECONDS",
     "TimedSocketModeHandler",
     "create_asgi_app",
     "database_is_up",
