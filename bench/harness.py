@@ -389,31 +389,49 @@ class LoadResult:
         return len(self.latencies_s) / self.wall_s
 
 
-async def post_events(url: str, events: Iterable[dict[str, Any]], connections: int) -> LoadResult:
+async def post_events(
+    url: str,
+    events: Iterable[dict[str, Any]],
+    connections: int,
+    session: aiohttp.ClientSession | None = None,
+) -> LoadResult:
     """POST each event, signed like Slack, over `connections` keep-alive connections.
 
     A closed loop: `connections` senders, each waiting for its answer before the next
     request, so a latency is the server's time to acknowledge, never time spent queued
-    in the client's own connection pool.
+    in the client's own connection pool. Pass a `session` (see `keep_alive_session`) to
+    reuse its open connections, as Slack does, instead of opening new ones.
     """
+    if session is None:
+        async with keep_alive_session(connections) as own:
+            return await post_events(url, events, connections, own)
     bodies = iter([encode(event_callback(event)) for event in events])
     result = LoadResult()
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def sender() -> None:
-            for body in bodies:
-                headers = signed_headers(body)
-                started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                result.latencies_s.append(time.perf_counter() - started)
-                result.statuses[response.status] += 1
+    async def sender() -> None:
+        for body in bodies:
+            headers = signed_headers(body)
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+            result.latencies_s.append(time.perf_counter() - started)
+            result.statuses[response.status] += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(connections)))
-        result.wall_s = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(connections)))
+    result.wall_s = time.perf_counter() - started
     return result
+
+
+def keep_alive_session(connections: int) -> aiohttp.ClientSession:
+    """A client session holding up to `connections` connections open between calls.
+
+    Idle connections stay open for a minute (aiohttp's default is 15 s), less than the
+    server's keep-alive (`bot.server.KEEP_ALIVE_SECONDS`), so the server never closes one
+    under the client and no request pays for a new connection after the warm-up.
+    """
+    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=60)
+    return aiohttp.ClientSession(connector=connector)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
