@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from storage.db import read_only
 from storage.models import BillingCase, Invoice, Order, OrderLine, ReturnAuthorization
 
 PRODUCT_MATCH_CUTOFF = 75.0
@@ -125,6 +126,7 @@ class BillingSystem:
 
     async def get_invoice(self, actor: Actor, invoice_number: str) -> InvoiceView:
         async with self._sessions() as session:
+            await read_only(session)  # a worker's lookup must not hold SQLite's write lock
             invoice = await self._invoice(session, actor, invoice_number)
             return InvoiceView(
                 invoice_number=invoice.invoice_number,
@@ -300,6 +302,7 @@ class OrderSystem:
     async def get_status(self, actor: Actor, order_number: str) -> OrderStatusView:
         number = normalize_number("ORD", order_number)
         async with self._sessions() as session:
+            await read_only(session)  # a worker's lookup must not hold SQLite's write lock
             order = await session.scalar(
                 select(Order)
                 .options(selectinload(Order.lines).selectinload(OrderLine.product))

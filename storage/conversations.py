@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.db import read_only
 from storage.models import ConversationTurn, Ticket
 
 HISTORY_TURNS = 12
@@ -36,7 +37,10 @@ class ConversationStore:
         self._sessions = sessions
 
     async def find_ticket(self, key: ThreadKey) -> Ticket | None:
+        """The thread's ticket, or None. A read-only transaction: the Slack listener asks
+        this on the ack path for every thread reply, and must not queue for the write lock."""
         async with self._sessions() as session:
+            await read_only(session)
             return await session.scalar(_ticket_query(key))
 
     async def open_ticket(self, key: ThreadKey, slack_user_id: str, customer_id: int) -> Ticket:

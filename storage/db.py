@@ -3,6 +3,8 @@
 SQLite runs with WAL, foreign keys and a busy timeout, and every transaction starts with
 `BEGIN IMMEDIATE`: the single-writer lock is taken up front, so two writers queue on the
 busy timeout instead of failing with "database is locked" when a read upgrades to a write.
+A session that only reads can say so (`read_only`): its transaction is a plain deferred
+`BEGIN`, which under WAL takes no lock that a writer waits for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "supportbot_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -48,9 +51,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+async def read_only(session: AsyncSession) -> AsyncSession:
+    """Mark `session`, before its first statement, as one that never writes.
+
+    On SQLite its transaction then starts with a deferred `BEGIN` instead of `BEGIN
+    IMMEDIATE`, so it neither waits for nor holds up writers (the Slack inbox's inserts on
+    the ack path above all). A write in such a session may fail with "database is locked"
+    when another writer is active: use it for reads only. No effect on PostgreSQL.
+    """
+    await session.connection(execution_options={READ_ONLY_OPTION: True})
+    return session
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
