@@ -228,6 +228,10 @@ class Plan:
     drain_timeout_s: float
     separate_worker: bool
 
+    @property
+    def round_size(self) -> int:
+        return -(-self.count // self.rounds)  # ceiling division
+
 
 async def measure(
     slack: RemoteSlack, workdir: Path, plan: Plan
@@ -239,7 +243,6 @@ async def measure(
     """
     env = bot_environment(slack, workdir)
     total = WARM_UP + plan.count + plan.rounds * plan.connections
-    size = -(-plan.count // plan.rounds)
     name = "supportbot serve" + (" --no-worker" if plan.separate_worker else "")
     bare, bot, drain = Measured("bare Bolt (ack only)"), Measured(name), Drain([])
     async with AsyncExitStack() as stack:
@@ -270,8 +273,8 @@ async def measure(
         await wait_for_replies(slack, threads_of(to_bot.events[:WARM_UP]), plan.drain_timeout_s)
         cpu_before = sum(map(cpu_seconds, pids))
         for _ in range(plan.rounds):
-            await measured_round(bare, to_bare, size)
-            await measured_round(bot, to_bot, size)
+            await measured_round(bare, to_bare, plan.round_size)
+            await measured_round(bot, to_bot, plan.round_size)
             sent = threads_of(to_bot.events[: to_bot.sent])
             drain.seconds.append(await wait_for_replies(slack, sent, plan.drain_timeout_s))
         drain.cpu_s = sum(map(cpu_seconds, pids)) - cpu_before
@@ -309,11 +312,10 @@ async def main(plan: Plan) -> int:
         RemoteSlack(BENCH_BOT_TOKEN) as slack,
     ):
         bare, bot, drain = await measure(slack, Path(tmp), plan)
-    size = -(-plan.count // plan.rounds)
     print(
         f"Slack ingress: {plan.count} signed DM events per server (after {WARM_UP} warm-up) "
         f"over {plan.connections} connections, in {len(bot.rounds)} interleaved rounds of "
-        f"{size} (each after an unmeasured wave of {plan.connections}); supportbot "
+        f"{plan.round_size} (each after an unmeasured wave of {plan.connections}); supportbot "
         + ("with a separate worker process" if plan.separate_worker else "with its embedded worker")
         + " answering each round before the next"
     )

@@ -51,13 +51,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        reads_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
-async def read_only(session: AsyncSession) -> AsyncSession:
+async def read_only(session: AsyncSession) -> None:
     """Mark `session`, before its first statement, as one that never writes.
 
     On SQLite its transaction then starts with a deferred `BEGIN` instead of `BEGIN
@@ -66,7 +66,6 @@ async def read_only(session: AsyncSession) -> AsyncSession:
     when another writer is active: use it for reads only. No effect on PostgreSQL.
     """
     await session.connection(execution_options={READ_ONLY_OPTION: True})
-    return session
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
