@@ -3,6 +3,9 @@
 Three focused steps, each with its own schema. In `parallel` mode every question's
 answer -> sources chain runs concurrently (under the shared CallGate limits), so the
 critical path is three calls whatever N is; `sequential` runs them one after another.
+Parallel mode also streams the questions call: a question's chain starts as soon as its
+string is complete in the partial answer, so the first answers are under way while the
+model is still writing the list, and the requests are not all built at the same moment.
 Cited titles are checked against the given documents: an invented title is dropped.
 The document block comes first in every prompt so the provider's prefix cache applies.
 """
@@ -10,7 +13,7 @@ The document block comes first in every prompt so the provider's prefix cache ap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +21,7 @@ from pydantic import BaseModel
 
 from pipelines.prompts import FAQ_ANSWER, FAQ_QUESTIONS, FAQ_SOURCES, fence
 from pipelines.schemas import FaqAnswer, QuestionList, SourceList
-from pipelines.steps import PipelineContext, StepFailed
+from pipelines.steps import PipelineContext, StepFailed, watch_list
 
 Mode = Literal["parallel", "sequential"]
 Progress = Callable[[str, int, int], Awaitable[None]]
@@ -75,16 +78,23 @@ class FaqChain:
         self.raw_docs = [{"title": d.title, "text": d.text} for d in docs]
         self.titles = {doc.title for doc in docs}
 
-    async def generate_questions(self, n: int) -> list[str]:
+    async def generate_questions(
+        self, n: int, on_questions: Callable[[list[str]], None] | None = None
+    ) -> list[str]:
+        """Up to n distinct questions; `on_questions` sees the complete ones as they stream.
+
+        What `on_questions` gets is unvalidated (the whole answer may still fail its schema
+        and be repaired), and may repeat or drop items between calls after a retry.
+        """
         result = await self.ctx.step(
             FAQ_QUESTIONS,
             "faq_questions",
             QuestionList,
             {"documents": self.raw_docs, "n": n},
             {"documents": self.block, "n": str(n)},
+            on_partial=watch_list("questions", on_questions) if on_questions else None,
         )
-        unique = dict.fromkeys(q.strip() for q in result.questions if q.strip())
-        return list(unique)[:n]
+        return distinct_questions(result.questions, n)
 
     async def answer_question(self, question: str) -> str:
         result = await self.ctx.step(
@@ -118,38 +128,37 @@ class FaqChain:
         return FaqItem(question=question, answer=answer, sources=sources), invented
 
 
+def distinct_questions(candidates: Iterable[str], n: int) -> list[str]:
+    """Stripped, non-empty, first occurrence only, at most n."""
+    return list(dict.fromkeys(q.strip() for q in candidates if q.strip()))[:n]
+
+
 async def build_faq(
     ctx: PipelineContext,
     docs: list[SourceDocument],
     n: int,
     mode: Mode = "parallel",
     progress: Progress | None = None,
+    *,
+    stream: bool = True,
 ) -> FaqResult:
-    """Run the chain; `progress(stage, done, total)` is awaited as questions complete."""
+    """Run the chain; `progress(stage, done, total)` is awaited as questions complete.
+
+    `stream=False` waits for the whole question list in parallel mode too (benchmarks
+    compare both); sequential mode never streams, as nothing could start early.
+    """
     n = max(1, min(n, MAX_QUESTIONS))
     fitted, notes = fit_to_budget(docs)
     chain = FaqChain(ctx, fitted)
+    answering = _Answering(chain, notes, progress, total=n)
     if progress:
         await progress("questions", 0, n)
-    questions = await chain.generate_questions(n)
-    done = 0
-
-    async def one(question: str) -> tuple[FaqItem, list[str]] | None:
-        nonlocal done
-        try:
-            outcome: tuple[FaqItem, list[str]] | None = await chain.answer_with_sources(question)
-        except StepFailed as exc:
-            notes.append(f"skipped '{question[:80]}': {exc}")
-            outcome = None
-        done += 1
-        if progress:
-            await progress("answers", done, len(questions))
-        return outcome
-
     if mode == "parallel":
-        outcomes = await asyncio.gather(*(one(q) for q in questions))
+        outcomes = await answering.all_at_once(n, stream)
     else:
-        outcomes = [await one(q) for q in questions]
+        questions = await chain.generate_questions(n)
+        answering.total = len(questions)
+        outcomes = [await answering.one(q) for q in questions]
     items: list[FaqItem] = []
     for outcome in outcomes:
         if outcome is None:
@@ -158,6 +167,50 @@ async def build_faq(
         items.append(item)
         notes.extend(f"dropped invented source '{t[:80]}'" for t in invented)
     return FaqResult(items=items, notes=notes)
+
+
+Outcome = tuple[FaqItem, list[str]] | None
+
+
+@dataclass
+class _Answering:
+    """Answer -> sources for each question, counting progress and noting skipped ones."""
+
+    chain: FaqChain
+    notes: list[str]
+    progress: Progress | None
+    total: int
+    done: int = 0
+
+    async def one(self, question: str) -> Outcome:
+        try:
+            outcome: Outcome = await self.chain.answer_with_sources(question)
+        except StepFailed as exc:
+            self.notes.append(f"skipped '{question[:80]}': {exc}")
+            outcome = None
+        self.done += 1
+        if self.progress:
+            await self.progress("answers", self.done, self.total)
+        return outcome
+
+    async def all_at_once(self, n: int, stream: bool) -> list[Outcome]:
+        """Every question's chain as a task, started as early as its question is known."""
+        tasks: dict[str, asyncio.Task[Outcome]] = {}
+
+        def start(questions: list[str]) -> None:
+            for question in distinct_questions(questions, n):
+                if question not in tasks and len(tasks) < n:
+                    tasks[question] = asyncio.create_task(self.one(question))
+
+        try:
+            start(await self.chain.generate_questions(n, start if stream else None))
+            self.total = len(tasks)
+            return await asyncio.gather(*tasks.values())
+        except BaseException:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            raise
 
 
 def faq_markdown(title: str, result: FaqResult) -> str:

@@ -10,13 +10,23 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from pipelines.config import LLMSettings, StepName
-from pipelines.llm.base import LLM, LLMError, LLMRequest, LLMResponse, TokenUsage
+from pipelines.llm.base import (
+    LLM,
+    LLMError,
+    LLMRequest,
+    LLMResponse,
+    PartialText,
+    TokenUsage,
+    generate_with_partials,
+)
 from pipelines.prompts import PromptTemplate
 
 T = TypeVar("T", bound=BaseModel)
@@ -88,11 +98,14 @@ class PipelineContext:
         schema: type[T],
         inputs: dict[str, Any],
         rendered: dict[str, str],
+        on_partial: PartialText | None = None,
     ) -> T:
         """Run `template` as one step and return its validated output.
 
         `rendered` are the (already fenced) strings substituted into the template; `inputs`
         are the raw values, handed to the provider for offline/scripted implementations.
+        `on_partial` sees the raw text as it arrives (streamed when the provider can):
+        it is unvalidated, so what a caller takes from it must be checked on its own.
         """
         request = LLMRequest(
             step=template.name,
@@ -105,14 +118,14 @@ class PipelineContext:
         record = self.trace.start_step(template.name, request.model, request.prompt)
         started = time.perf_counter()
         try:
-            response = await self._call(record, request)
+            response = await self._call(record, request, on_partial)
             try:
                 parsed = parse_output(schema, response.text)
             except ValidationError as first_error:
                 repair = replace(
                     request, prompt=request.prompt + REPAIR_NOTE.format(error=first_error)
                 )
-                response = await self._call(record, repair)
+                response = await self._call(record, repair, on_partial)
                 try:
                     parsed = parse_output(schema, response.text)
                 except ValidationError as second_error:
@@ -127,8 +140,13 @@ class PipelineContext:
         finally:
             record.latency_ms = (time.perf_counter() - started) * 1000
 
-    async def _call(self, record: StepRecord, request: LLMRequest) -> LLMResponse:
-        response = await self.llm.generate(request)
+    async def _call(
+        self, record: StepRecord, request: LLMRequest, on_partial: PartialText | None
+    ) -> LLMResponse:
+        if on_partial is None:
+            response = await self.llm.generate(request)
+        else:
+            response = await generate_with_partials(self.llm, request, on_partial)
         record.raw_output = response.text
         record.attempts += response.attempts
         record.usage = record.usage + response.usage
@@ -140,3 +158,27 @@ def parse_output(schema: type[T], text: str) -> T:
     """Validate a model's JSON text, tolerating a Markdown code fence around it."""
     match = _FENCED_JSON.match(text)
     return schema.model_validate_json(match.group(1) if match else text)
+
+
+def complete_list_items(text: str, key: str) -> list[str]:
+    """The strings of list `key` already complete in a JSON object still being written.
+
+    pydantic_core's partial mode drops an unfinished trailing string, so every item
+    returned has its closing quote and will not change. Text that does not parse so far
+    (a code fence, prose) gives []: the full answer is still validated at the end.
+    """
+    try:
+        value = from_json(text, allow_partial=True)
+    except ValueError:
+        return []
+    items = value.get(key) if isinstance(value, dict) else None
+    return [item for item in items if isinstance(item, str)] if isinstance(items, list) else []
+
+
+def watch_list(key: str, on_items: Callable[[list[str]], None]) -> PartialText:
+    """A partial-text callback that reports the complete items of list `key` so far."""
+
+    def on_partial(text: str) -> None:
+        on_items(complete_list_items(text, key))
+
+    return on_partial

@@ -64,3 +64,45 @@ class ScriptedLLM:
         else:
             text = answer
         return LLMResponse(text=text, model="scripted", usage=TokenUsage(10, 5, 0))
+
+
+class StreamingScriptedLLM(ScriptedLLM):
+    """A ScriptedLLM that also streams: its answer in pieces of `chunk_chars`.
+
+    `timeline` records ("start", step) when a call begins and ("end", step) when its
+    stream has been fully delivered, so tests can see what overlapped. `step_delays`
+    slow single steps down (on top of `delay_s`).
+    """
+
+    def __init__(
+        self,
+        scripts: dict[str, Script] | None = None,
+        *,
+        chunk_chars: int = 16,
+        chunk_delay_s: float = 0.005,
+        step_delays: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__(scripts)
+        self.chunk_chars = chunk_chars
+        self.chunk_delay_s = chunk_delay_s
+        self.step_delays = step_delays or {}
+        self.timeline: list[tuple[str, str]] = []
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        self.timeline.append(("start", request.step))
+        await asyncio.sleep(self.step_delays.get(request.step, 0.0))
+        response = await super().generate(request)
+        self.timeline.append(("end", request.step))
+        return response
+
+    async def generate_streaming(
+        self, request: LLMRequest, on_partial: Callable[[str], None]
+    ) -> LLMResponse:
+        self.timeline.append(("start", request.step))
+        await asyncio.sleep(self.step_delays.get(request.step, 0.0))
+        response = await super().generate(request)
+        for end in range(self.chunk_chars, len(response.text) + self.chunk_chars, self.chunk_chars):
+            await asyncio.sleep(self.chunk_delay_s)
+            on_partial(response.text[:end])
+        self.timeline.append(("end", request.step))
+        return response

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from pipelines.config import LLMSettings
 from pipelines.faq import SourceDocument, build_faq, documents_block, faq_markdown
 from pipelines.llm.base import LLMRequest
-from pipelines.steps import PipelineContext, Trace
-from tests.scripted_llm import ScriptedLLM
+from pipelines.steps import PipelineContext, StepFailed, Trace
+from tests.scripted_llm import ScriptedLLM, StreamingScriptedLLM
 
 DOCS = [
     SourceDocument("returns.md", "Returns are accepted within 30 days."),
@@ -118,3 +121,67 @@ async def test_a_question_whose_steps_keep_failing_is_skipped_with_a_note() -> N
     result = await build_faq(ctx_for(llm), DOCS, 2)
     assert [item.question for item in result.items] == ["Good?"]
     assert any("skipped 'Bad?'" in note for note in result.notes)
+
+
+def streaming(n: int, **options: Any) -> StreamingScriptedLLM:
+    return StreamingScriptedLLM(
+        {
+            "faq_questions": {"questions": [f"Question {i}?" for i in range(n)]},
+            "faq_answer": lambda req: {"answer": f"Answer to {req.inputs['question']}"},
+            "faq_sources": {"sources": ["returns.md"]},
+        },
+        **options,
+    )
+
+
+async def test_parallel_mode_answers_questions_while_the_list_is_still_streaming() -> None:
+    llm = streaming(10)
+    result = await build_faq(ctx_for(llm), DOCS, 10, "parallel")
+    questions_done = llm.timeline.index(("end", "faq_questions"))
+    first_answer = llm.timeline.index(("start", "faq_answer"))
+    assert first_answer < questions_done
+    assert [item.question for item in result.items] == [f"Question {i}?" for i in range(10)]
+    assert len(llm.calls) == 21
+
+
+async def test_without_streaming_answers_wait_for_the_whole_list() -> None:
+    llm = streaming(10)
+    result = await build_faq(ctx_for(llm), DOCS, 10, "parallel", stream=False)
+    assert llm.timeline.index(("end", "faq_questions")) < llm.timeline.index(
+        ("start", "faq_answer")
+    )
+    assert len(result.items) == 10
+
+
+async def test_streamed_questions_are_deduplicated_and_capped() -> None:
+    llm = StreamingScriptedLLM(
+        {
+            "faq_questions": {"questions": ["Same?", " Same? ", " ", "Other?", "Third?", "4?"]},
+            "faq_answer": {"answer": "A."},
+            "faq_sources": {"sources": []},
+        },
+        chunk_chars=4,
+    )
+    result = await build_faq(ctx_for(llm), DOCS, 3)
+    assert [item.question for item in result.items] == ["Same?", "Other?", "Third?"]
+    assert llm.steps().count("faq_answer") == 3
+
+
+async def test_a_questions_step_that_fails_cancels_the_chains_it_already_started() -> None:
+    # Both attempts stream two good questions, then an item that fails the schema.
+    broken = '{"questions": ["First?", "Second?", 42]}'
+    llm = StreamingScriptedLLM(
+        {
+            "faq_questions": [broken, broken],
+            "faq_answer": {"answer": "A."},
+            "faq_sources": {"sources": []},
+        },
+        chunk_chars=8,
+        step_delays={"faq_answer": 5.0},
+    )
+    with pytest.raises(StepFailed):
+        await build_faq(ctx_for(llm), DOCS, 4)
+    assert llm.timeline.count(("start", "faq_answer")) == 2  # started early, once each
+    assert ("end", "faq_answer") not in llm.timeline  # cancelled, not left running
+    assert "faq_sources" not in llm.steps()
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []

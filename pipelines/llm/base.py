@@ -1,13 +1,18 @@
 """The one interface every pipeline step talks to.
 
 A provider turns an `LLMRequest` into raw text (JSON when `output_schema` is set).
-Parsing, validation and the one repair attempt happen in `pipelines.steps.run_step`, the
-same for every provider, so a provider stays a thin adapter.
+Parsing, validation and the one repair attempt happen in `pipelines.steps`, the same for
+every provider, so a provider stays a thin adapter.
+
+Streaming is an optional capability (`StreamingLLM`): a provider that has it reports the
+text received so far while the call runs, so a pipeline can act on the first complete
+items of a list before the last ones are written. `generate_with_partials` lets callers
+ignore whether the provider streams.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,3 +78,32 @@ class LLM(Protocol):
     async def generate(self, request: LLMRequest) -> LLMResponse:
         """Answer one request; raise `LLMUnavailable` or `LLMError` when it cannot."""
         ...
+
+
+PartialText = Callable[[str], None]
+"""Called with all the text received so far in the current attempt.
+
+A retry (or a fallback provider) starts again from "", so a snapshot is not always an
+extension of the previous one; consumers must parse each snapshot on its own. The
+callback runs inside the call, so it must be quick and must not raise.
+"""
+
+
+@runtime_checkable
+class StreamingLLM(LLM, Protocol):
+    """A provider that can report partial text while a call is running."""
+
+    async def generate_streaming(self, request: LLMRequest, on_partial: PartialText) -> LLMResponse:
+        """Like `generate`, calling `on_partial` as text arrives; the response is complete."""
+        ...
+
+
+async def generate_with_partials(
+    llm: LLM, request: LLMRequest, on_partial: PartialText
+) -> LLMResponse:
+    """Stream when `llm` can; otherwise the whole answer is the one and only partial."""
+    if isinstance(llm, StreamingLLM):
+        return await llm.generate_streaming(request, on_partial)
+    response = await llm.generate(request)
+    on_partial(response.text)
+    return response

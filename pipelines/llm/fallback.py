@@ -11,10 +11,19 @@ closes the breaker again. The breaker is the maintained `circuitbreaker` package
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from circuitbreaker import CircuitBreaker
 
-from pipelines.llm.base import LLM, LLMError, LLMRequest, LLMResponse, LLMUnavailable
+from pipelines.llm.base import (
+    LLM,
+    LLMError,
+    LLMRequest,
+    LLMResponse,
+    LLMUnavailable,
+    PartialText,
+    generate_with_partials,
+)
 from pipelines.metrics import LLM_BREAKER_OPEN, LLM_FALLBACKS
 
 logger = logging.getLogger(__name__)
@@ -43,21 +52,41 @@ class FallbackLLM:
         )
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
+        return await self._answer(request, self.primary.generate, self.fallback.generate)
+
+    async def generate_streaming(self, request: LLMRequest, on_partial: PartialText) -> LLMResponse:
+        """Streamed from the primary; a fallback answer restarts the partials from scratch."""
+
+        def streamed(llm: LLM) -> Callable[[LLMRequest], Awaitable[LLMResponse]]:
+            return lambda req: generate_with_partials(llm, req, on_partial)
+
+        return await self._answer(request, streamed(self.primary), streamed(self.fallback))
+
+    async def _answer(
+        self,
+        request: LLMRequest,
+        primary: Callable[[LLMRequest], Awaitable[LLMResponse]],
+        fallback: Callable[[LLMRequest], Awaitable[LLMResponse]],
+    ) -> LLMResponse:
         if self.breaker.opened:
             LLM_BREAKER_OPEN.set(1)
-            return await self._degraded(request, "circuit open")
+            return await self._degraded(fallback, request, "circuit open")
         LLM_BREAKER_OPEN.set(0)
         try:
-            response: LLMResponse = await self.breaker.call_async(self.primary.generate, request)
+            response: LLMResponse = await self.breaker.call_async(primary, request)
             return response
         except LLMUnavailable as exc:
             LLM_BREAKER_OPEN.set(1 if self.breaker.opened else 0)
-            return await self._degraded(request, "unavailable", exc)
+            return await self._degraded(fallback, request, "unavailable", exc)
         except LLMError as exc:  # e.g. a safety block or a rejected request
-            return await self._degraded(request, "error", exc)
+            return await self._degraded(fallback, request, "error", exc)
 
     async def _degraded(
-        self, request: LLMRequest, reason: str, exc: Exception | None = None
+        self,
+        fallback: Callable[[LLMRequest], Awaitable[LLMResponse]],
+        request: LLMRequest,
+        reason: str,
+        exc: Exception | None = None,
     ) -> LLMResponse:
         LLM_FALLBACKS.labels(reason=reason).inc()
         logger.warning(
@@ -67,7 +96,7 @@ class FallbackLLM:
             reason,
             f": {exc}" if exc else "",
         )
-        return await self.fallback.generate(request)
+        return await fallback(request)
 
     async def aclose(self) -> None:
         close = getattr(self.primary, "aclose", None)

@@ -16,6 +16,9 @@ Notes on google-genai 3.6.1 that shape this adapter:
   common pydantic output (e.g. `additionalProperties` from `dict` fields) in Gemini API
   mode, so the model's JSON Schema is sent as `response_json_schema`, trimmed to the
   keywords that field documents.
+- `generate_content_stream` posts to `:streamGenerateContent?alt=sse` and yields one
+  `GenerateContentResponse` per server-sent event; text arrives in pieces across them,
+  usage metadata (cumulative) and the finish reason with the last ones.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from google.genai import errors, types
 from pydantic import BaseModel
 
 from pipelines.config import LLMSettings
-from pipelines.llm.base import LLMError, LLMRequest, LLMResponse, TokenUsage
+from pipelines.llm.base import LLMError, LLMRequest, LLMResponse, PartialText, TokenUsage
 from pipelines.llm.reliability import CallGate, TransientCallError, is_retryable_status
 from pipelines.metrics import record_tokens
 
@@ -83,6 +86,15 @@ class GeminiLLM:
         record_tokens(usage)
         return LLMResponse(text=text, model=request.model, usage=usage, attempts=result.attempts)
 
+    async def generate_streaming(self, request: LLMRequest, on_partial: PartialText) -> LLMResponse:
+        """Like `generate`, reporting the text as it streams in (each attempt from "")."""
+        result = await self._gate.run(
+            lambda: self._stream_once(request, on_partial), provider=self.name, step=request.step
+        )
+        text, usage = result.value
+        record_tokens(usage)
+        return LLMResponse(text=text, model=request.model, usage=usage, attempts=result.attempts)
+
     async def aclose(self) -> None:
         """Close the HTTP sessions google-genai opened for this client."""
         await self._client.aio.aclose()
@@ -98,6 +110,35 @@ class GeminiLLM:
         except json.JSONDecodeError as exc:  # a 200 whose body was cut or mangled
             raise TransientCallError("malformed_response", f"unreadable body: {exc}") from exc
         return response_text(response), response_usage(response)
+
+    async def _stream_once(
+        self, request: LLMRequest, on_partial: PartialText
+    ) -> tuple[str, TokenUsage]:
+        """One streamed attempt; the gate's slot and timeout cover the whole stream."""
+        pieces: list[str] = []
+        usage = TokenUsage()
+        reason: str | None = None
+        try:
+            stream = await self._client.aio.models.generate_content_stream(
+                model=request.model, contents=request.prompt, config=build_config(request)
+            )
+            async for chunk in stream:
+                piece, reason = chunk_text(chunk, reason)
+                if piece:
+                    pieces.append(piece)
+                    on_partial("".join(pieces))
+                if chunk.usage_metadata is not None:
+                    usage = response_usage(chunk)
+        except errors.APIError as exc:
+            raise classify_api_error(exc) from exc
+        except (json.JSONDecodeError, errors.UnknownApiResponseError) as exc:
+            # A cut or mangled event. The SDK's message quotes the raw event: not repeated.
+            raise TransientCallError(
+                "malformed_response", f"unreadable event ({type(exc).__name__})"
+            ) from exc
+        if not pieces:
+            raise LLMError(f"Gemini returned an empty answer (finish_reason={reason})")
+        return "".join(pieces), usage
 
 
 def build_config(request: LLMRequest) -> types.GenerateContentConfig:
@@ -176,20 +217,33 @@ def retry_delay_s(body: Any) -> float | None:
 
 def response_text(response: types.GenerateContentResponse) -> str:
     """The first candidate's text; a blocked or empty answer is an error, not ''."""
+    if not response.candidates and response.prompt_feedback is None:
+        raise LLMError("Gemini returned no candidates")
+    text, reason = chunk_text(response, None)
+    if not text:
+        raise LLMError(f"Gemini returned an empty answer (finish_reason={reason})")
+    return text
+
+
+def chunk_text(
+    response: types.GenerateContentResponse, reason: str | None
+) -> tuple[str, str | None]:
+    """The text of a whole answer or of one streamed event, and the finish reason so far.
+
+    A blocked prompt or a withheld answer is an error, whichever event says so. An event
+    without candidates (usage only) carries no text and leaves `reason` as it was.
+    """
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
         raise LLMError(f"Gemini blocked the prompt: {_enum_name(feedback.block_reason)}")
     if not response.candidates:
-        raise LLMError("Gemini returned no candidates")
+        return "", reason
     candidate = response.candidates[0]
-    reason = _enum_name(candidate.finish_reason)
+    reason = _enum_name(candidate.finish_reason) or reason
     if reason in _BLOCKED_FINISH_REASONS:
         raise LLMError(f"Gemini withheld the answer: finish_reason={reason}")
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    text = "".join(part.text for part in parts if part.text and not part.thought)
-    if not text:
-        raise LLMError(f"Gemini returned an empty answer (finish_reason={reason})")
-    return text
+    return "".join(part.text for part in parts if part.text and not part.thought), reason
 
 
 def response_usage(response: types.GenerateContentResponse) -> TokenUsage:

@@ -6,6 +6,11 @@ sends `v1` by default, `v1beta` with GOOGLE_GENAI_API_VERSION=beta; both are acc
 answers in the REST shape the SDK parses (candidates[].content.parts[].text,
 finishReason, usageMetadata, promptFeedback; errors as {"error": {code, status, details}}).
 
+`:streamGenerateContent?alt=sse` answers the same text as server-sent events of
+`stream_chunk_chars` characters each. A streamed call takes the same `latency_s` in all:
+the first event comes after `first_event_fraction` of it, the last one at `latency_s`, the
+others evenly in between (a model's time to first token, then its writing speed).
+
     async with FakeGemini(lambda body: {"intent": "billing_inquiry"}, rpm=60) as fake:
         fake.fail_next([429, 503, "hang"])
         ...
@@ -148,6 +153,8 @@ class FakeGemini:
         retry_delay_s: float = 0.3,
         hang_s: float = 30.0,
         cache_min_tokens: int = 1024,
+        stream_chunk_chars: int = 100,
+        first_event_fraction: float = 0.3,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -155,10 +162,13 @@ class FakeGemini:
         self.latency_s = latency_s
         self.retry_delay_s = retry_delay_s
         self.hang_s = hang_s
+        self.stream_chunk_chars = stream_chunk_chars
+        self.first_event_fraction = first_event_fraction
         self.quota = _SlidingQuota(rpm, window_s) if rpm else None
         self.cache = _PrefixCache(min_tokens=cache_min_tokens)
         self.requests: list[ReceivedRequest] = []
         self.calls = 0
+        self.streamed = 0
         self.rate_limited = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -210,6 +220,7 @@ class FakeGemini:
     def stats(self) -> dict[str, int]:
         return {
             "calls": self.calls,
+            "streamed": self.streamed,
             "rate_limited": self.rate_limited,
             "max_in_flight": self.max_in_flight,
             "cached_tokens": self.cached_tokens_served,
@@ -219,20 +230,25 @@ class FakeGemini:
         return web.json_response(self.stats())
 
     async def _reset(self, request: web.Request) -> web.Response:
-        self.calls = self.rate_limited = self.max_in_flight = self.cached_tokens_served = 0
+        self.calls = self.streamed = self.rate_limited = self.max_in_flight = 0
+        self.cached_tokens_served = 0
         self.requests.clear()
         return web.json_response(self.stats())
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["action"].partition(":")
-        if method != "generateContent":
+        if method not in ("generateContent", "streamGenerateContent"):
             return _error(404, f"unsupported method {method!r}")
+        stream = method == "streamGenerateContent"
+        if stream and request.query.get("alt") != "sse":
+            return _error(400, "this fake streams server-sent events only (alt=sse)")
         body = await request.json()
         self._record(request, model, body)
+        self.streamed += stream
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._answer(request, model, body)
+            return await self._answer(request, model, body, stream)
         finally:
             self.in_flight -= 1
 
@@ -249,7 +265,7 @@ class FakeGemini:
         )
 
     async def _answer(
-        self, request: web.Request, model: str, body: dict[str, Any]
+        self, request: web.Request, model: str, body: dict[str, Any], stream: bool
     ) -> web.StreamResponse:
         if not request.headers.get("x-goog-api-key"):
             return _error(401, "API key not valid. Please pass a valid API key.")
@@ -258,7 +274,11 @@ class FakeGemini:
             return self._status(fault.kind, fault.retry_delay_s or self.retry_delay_s)
         if self.quota is not None and (wait := self.quota.admit(time.monotonic())) is not None:
             return self._status(429, wait)
-        await asyncio.sleep(self.hang_s if fault and fault.kind == "hang" else self.latency_s)
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(self.hang_s)
+        if stream:
+            return await self._stream(request, model, body, fault.kind if fault else None)
+        await asyncio.sleep(self.latency_s)
         if fault is not None and fault.kind == "disconnect":
             assert request.transport is not None
             request.transport.close()
@@ -270,6 +290,41 @@ class FakeGemini:
         if fault is not None and fault.kind == "truncated_json":
             text = text[: len(text) // 2]
         return web.Response(text=text, content_type="application/json")
+
+    async def _stream(
+        self, request: web.Request, model: str, body: dict[str, Any], kind: int | str | None
+    ) -> web.StreamResponse:
+        """The answer as server-sent events over `latency_s`; faults strike mid-stream.
+
+        "disconnect" closes the connection after half the events, "truncated_json" cuts
+        the last event's JSON in half: both after some text has already been sent.
+        """
+        text_fault = kind if kind in ("disconnect", "truncated_json") else None
+        payload = self._payload(model, body, None if text_fault or kind is None else str(kind))
+        if isinstance(payload, RawResponse) and payload.status != 200:
+            await asyncio.sleep(self.latency_s)
+            return web.json_response(payload.body, status=payload.status)
+        events = _stream_events(
+            payload.body if isinstance(payload, RawResponse) else payload, self.stream_chunk_chars
+        )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for index, event in enumerate(events):
+            at = self.latency_s * _event_fraction(index, len(events), self.first_event_fraction)
+            await asyncio.sleep(max(0.0, started + at - loop.time()))
+            if not response.prepared:
+                await response.prepare(request)
+            data = json.dumps(event)
+            if index == len(events) - 1 and text_fault == "truncated_json":
+                data = data[: len(data) // 2]
+            if text_fault == "disconnect" and index >= max(1, len(events) // 2):
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            await response.write(f"data: {data}\r\n\r\n".encode())
+        await response.write_eof()
+        return response
 
     def _status(self, status: int, retry_delay_s: float) -> web.Response:
         """An error answer; a 429 says, like Google's, how long to wait."""
@@ -316,6 +371,43 @@ class FakeGemini:
             "modelVersion": model,
             "responseId": f"fake-{self.calls}",
         }
+
+
+def _stream_events(payload: dict[str, Any], chunk_chars: int) -> list[dict[str, Any]]:
+    """A generateContent answer cut into the events a stream would carry.
+
+    The text is split into pieces of `chunk_chars`; the finish reason and the usage
+    metadata ride on the last event, as Gemini sends them. An answer without text (a
+    block, no candidates) is one event.
+    """
+    candidates = payload.get("candidates") or []
+    parts = candidates[0].get("content", {}).get("parts", []) if candidates else []
+    text = "".join(part.get("text", "") for part in parts)
+    if not text:
+        return [payload]
+    pieces = [text[i : i + chunk_chars] for i in range(0, len(text), max(1, chunk_chars))]
+    extra = {key: value for key, value in payload.items() if key != "candidates"}
+    events: list[dict[str, Any]] = []
+    for number, piece in enumerate(pieces, 1):
+        candidate: dict[str, Any] = {
+            "content": {"role": "model", "parts": [{"text": piece}]},
+            "index": 0,
+        }
+        event: dict[str, Any] = {"candidates": [candidate]}
+        if number == len(pieces):
+            candidate["finishReason"] = candidates[0].get("finishReason", "STOP")
+            event.update(extra)
+        else:
+            event.update({k: v for k, v in extra.items() if k in ("modelVersion", "responseId")})
+        events.append(event)
+    return events
+
+
+def _event_fraction(index: int, count: int, first: float) -> float:
+    """When event `index` of `count` is sent, as a fraction of the call's latency."""
+    if count <= 1:
+        return 1.0
+    return first + (1.0 - first) * index / (count - 1)
 
 
 def _usage(prompt: str, answer: str, cached: int) -> dict[str, int]:
