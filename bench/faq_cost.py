@@ -28,12 +28,13 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from unittest import mock
 
-from bench.harness import documents, faq_answers, gemini_against_fake, table
+from bench.harness import documents, gemini_against_fake, table
 from pipelines import prompts
 from pipelines.faq import build_faq
 from pipelines.llm.base import TokenUsage
 from pipelines.prompts import PromptTemplate
 from pipelines.steps import PipelineContext, Trace
+from tests.fakes.gemini_scripts import faq_answers
 
 SHARE_OF_CEILING = 0.8
 

@@ -22,9 +22,10 @@ import asyncio
 import sys
 import time
 
-from bench.harness import documents, faq_answers, gemini_against_fake, table
+from bench.harness import documents, gemini_against_fake, table
 from pipelines.faq import Mode, build_faq
 from pipelines.steps import PipelineContext, Trace
+from tests.fakes.gemini_scripts import faq_answers
 
 TARGETS = {10: 1.10, 25: 1.25}
 # label -> (build_faq mode, stream the questions call, the target applies)

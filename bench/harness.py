@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import re
 import signal
 import socket
 import sys
@@ -30,7 +29,7 @@ from pipelines.llm.gemini import GeminiLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.fake_slack import FakeSlack
-from tests.fakes.gemini_scripts import StepAnswer, by_step, user_text
+from tests.fakes.gemini_scripts import StepAnswer, by_step
 from tests.slack_signing import encode, event_callback, signed_headers
 
 TOPICS = {
@@ -49,20 +48,6 @@ def documents(paragraphs: int = 12) -> list[SourceDocument]:
         SourceDocument(title, "\n\n".join(text.format(d=i + 2) for i in range(paragraphs)))
         for title, text in TOPICS.items()
     ]
-
-
-def faq_answers(n: int) -> dict[str, StepAnswer]:
-    """Scripted, valid answers for the three FAQ steps."""
-
-    def question_of(body: dict[str, Any]) -> str:
-        found = re.search(r"<question>\n(.*?)\n</question>", user_text(body), re.DOTALL)
-        return found.group(1) if found else "?"
-
-    return {
-        "faq_questions": lambda body: {"questions": [f"What about topic {i}?" for i in range(n)]},
-        "faq_answer": lambda body: {"answer": f"The documents answer: {question_of(body)}"},
-        "faq_sources": lambda body: {"sources": ["returns.md"]},
-    }
 
 
 class RemoteFake:

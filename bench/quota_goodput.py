@@ -27,7 +27,6 @@ from bench.harness import (
     RemoteFake,
     SteadyQuotaFake,
     documents,
-    faq_answers,
     gemini_client,
     table,
 )
@@ -35,6 +34,7 @@ from pipelines.config import LLMSettings
 from pipelines.faq import FaqChain
 from pipelines.llm.base import LLM
 from pipelines.steps import PipelineContext, Trace
+from tests.fakes.gemini_scripts import faq_answers
 
 QUESTIONS = 60
 MAX_RATIO = 1.15

@@ -154,7 +154,7 @@ async def build_faq(
     if progress:
         await progress("questions", 0, n)
     if mode == "parallel":
-        outcomes = await answering.all_at_once(n, stream)
+        outcomes = await answering.in_parallel(n, stream)
     else:
         questions = await chain.generate_questions(n)
         answering.total = len(questions)
@@ -193,7 +193,7 @@ class _Answering:
             await self.progress("answers", self.done, self.total)
         return outcome
 
-    async def all_at_once(self, n: int, stream: bool) -> list[Outcome]:
+    async def in_parallel(self, n: int, stream: bool) -> list[Outcome]:
         """Every question's chain as a task, started as early as its question is known."""
         tasks: dict[str, asyncio.Task[Outcome]] = {}
 

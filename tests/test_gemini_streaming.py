@@ -15,14 +15,17 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import BaseModel
 
+from pipelines.config import LLMSettings
+from pipelines.faq import SourceDocument, build_faq
 from pipelines.llm.base import LLMError, LLMRequest, generate_with_partials
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM
 from pipelines.llm.offline import OfflineLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
 from pipelines.schemas import QuestionList
-from pipelines.steps import complete_list_items
+from pipelines.steps import PipelineContext, Trace, complete_list_items
 from tests.fakes.fake_gemini import FakeGemini
+from tests.fakes.gemini_scripts import by_step, faq_answers, step_name
 
 QUESTIONS = {"questions": [f"How does feature {i} work?" for i in range(8)]}
 ANSWER = json.dumps(QUESTIONS)
@@ -157,3 +160,29 @@ async def test_a_provider_without_streaming_reports_its_whole_answer_once() -> N
 )
 def test_complete_list_items_reports_only_closed_strings(text: str, items: list[str]) -> None:
     assert complete_list_items(text, "questions") == items
+
+
+async def test_an_faq_over_gemini_answers_questions_before_the_list_has_finished(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole chain over HTTP: one streamed call, answers requested while it streams."""
+    answers = faq_answers(10)
+    async with FakeGemini(by_step(answers), latency_s=0.4, stream_chunk_chars=60) as fake:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.base_url)
+        policy = RetryPolicy(max_attempts=2, call_timeout_s=5.0, deadline_s=10.0)
+        llm = GeminiLLM("test-key-not-real", CallGate(32, 100_000, policy))
+        try:
+            context = PipelineContext(llm, LLMSettings(), Trace("faq", {}))
+            result = await build_faq(
+                context,
+                [SourceDocument("returns.md", "Returns are accepted within 30 days.")],
+                10,
+                "parallel",
+            )
+        finally:
+            await llm.aclose()
+    assert len(result.items) == 10 and fake.calls == 21 and fake.streamed == 1
+    by_name = [(step_name(r.body), r.received_at) for r in fake.requests]
+    questions_at = next(at for name, at in by_name if name == "faq_questions")
+    first_answer_at = min(at for name, at in by_name if name == "faq_answer")
+    assert first_answer_at - questions_at < 0.4  # before the questions call's latency ended

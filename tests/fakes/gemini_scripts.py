@@ -6,6 +6,7 @@ is unique per named template in `pipelines.prompts`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,3 +39,17 @@ def by_step(answers: dict[str, StepAnswer]) -> Callable[[dict[str, Any]], dict[s
         return answers[name](body)
 
     return respond
+
+
+def faq_answers(n: int) -> dict[str, StepAnswer]:
+    """Scripted, valid answers for the three FAQ steps."""
+
+    def question_of(body: dict[str, Any]) -> str:
+        found = re.search(r"<question>\n(.*?)\n</question>", user_text(body), re.DOTALL)
+        return found.group(1) if found else "?"
+
+    return {
+        "faq_questions": lambda body: {"questions": [f"What about topic {i}?" for i in range(n)]},
+        "faq_answer": lambda body: {"answer": f"The documents answer: {question_of(body)}"},
+        "faq_sources": lambda body: {"sources": ["returns.md"]},
+    }
