@@ -30,10 +30,13 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.gemini_limits import CHARS_PER_TOKEN, PrefixCache, SlidingQuota
+from tests.fakes.gemini_sse import event_fraction, stream_events
 
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
@@ -42,7 +45,6 @@ _STATUS_NAMES = {
 }  # fmt: skip
 _FAULT_KINDS = {"hang", "truncated_json", "empty_candidates", "safety_block", "prompt_blocked",
                 "disconnect"}  # fmt: skip
-CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -87,59 +89,6 @@ def default_responder(body: dict[str, Any]) -> str:
     return "{}" if config.get("responseMimeType") == "application/json" else "fake answer"
 
 
-@dataclass
-class _PrefixCache:
-    """Implicit prefix caching: a prompt sharing >= min_tokens of prefix with a recent one."""
-
-    min_tokens: int = 1024
-    ttl_s: float = 300.0
-    max_entries: int = 64
-    entries: deque[tuple[float, str, str]] = field(default_factory=deque)
-
-    def cached_tokens(self, model: str, text: str, now: float) -> int:
-        while self.entries and now - self.entries[0][0] > self.ttl_s:
-            self.entries.popleft()
-        best = max(
-            (_common_prefix(text, old) for _, m, old in self.entries if m == model), default=0
-        )
-        if len(text) >= self.min_tokens * CHARS_PER_TOKEN:
-            self.entries.append((now, model, text))
-            if len(self.entries) > self.max_entries:
-                self.entries.popleft()
-        tokens = best // CHARS_PER_TOKEN
-        return tokens if tokens >= self.min_tokens else 0
-
-
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the shared prefix, by binary search over C-speed slice comparisons."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-@dataclass
-class _SlidingQuota:
-    """At most `limit` admitted requests in any `window_s`; rejected ones do not count."""
-
-    limit: int
-    window_s: float = 60.0
-    admitted: deque[float] = field(default_factory=deque)
-
-    def admit(self, now: float) -> float | None:
-        """None when admitted, else seconds until the oldest admission leaves the window."""
-        while self.admitted and now - self.admitted[0] >= self.window_s:
-            self.admitted.popleft()
-        if len(self.admitted) >= self.limit:
-            return self.admitted[0] + self.window_s - now
-        self.admitted.append(now)
-        return None
-
-
 class FakeGemini:
     """A local generateContent server with latency, quota, faults, caching and counters."""
 
@@ -164,8 +113,8 @@ class FakeGemini:
         self.hang_s = hang_s
         self.stream_chunk_chars = stream_chunk_chars
         self.first_event_fraction = first_event_fraction
-        self.quota = _SlidingQuota(rpm, window_s) if rpm else None
-        self.cache = _PrefixCache(min_tokens=cache_min_tokens)
+        self.quota = SlidingQuota(rpm, window_s) if rpm else None
+        self.cache = PrefixCache(min_tokens=cache_min_tokens)
         self.requests: list[ReceivedRequest] = []
         self.calls = 0
         self.streamed = 0
@@ -304,14 +253,14 @@ class FakeGemini:
         if isinstance(payload, RawResponse) and payload.status != 200:
             await asyncio.sleep(self.latency_s)
             return web.json_response(payload.body, status=payload.status)
-        events = _stream_events(
+        events = stream_events(
             payload.body if isinstance(payload, RawResponse) else payload, self.stream_chunk_chars
         )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         loop = asyncio.get_running_loop()
         started = loop.time()
         for index, event in enumerate(events):
-            at = self.latency_s * _event_fraction(index, len(events), self.first_event_fraction)
+            at = self.latency_s * event_fraction(index, len(events), self.first_event_fraction)
             await asyncio.sleep(max(0.0, started + at - loop.time()))
             if not response.prepared:
                 await response.prepare(request)
@@ -371,43 +320,6 @@ class FakeGemini:
             "modelVersion": model,
             "responseId": f"fake-{self.calls}",
         }
-
-
-def _stream_events(payload: dict[str, Any], chunk_chars: int) -> list[dict[str, Any]]:
-    """A generateContent answer cut into the events a stream would carry.
-
-    The text is split into pieces of `chunk_chars`; the finish reason and the usage
-    metadata ride on the last event, as Gemini sends them. An answer without text (a
-    block, no candidates) is one event.
-    """
-    candidates = payload.get("candidates") or []
-    parts = candidates[0].get("content", {}).get("parts", []) if candidates else []
-    text = "".join(part.get("text", "") for part in parts)
-    if not text:
-        return [payload]
-    pieces = [text[i : i + chunk_chars] for i in range(0, len(text), max(1, chunk_chars))]
-    extra = {key: value for key, value in payload.items() if key != "candidates"}
-    events: list[dict[str, Any]] = []
-    for number, piece in enumerate(pieces, 1):
-        candidate: dict[str, Any] = {
-            "content": {"role": "model", "parts": [{"text": piece}]},
-            "index": 0,
-        }
-        event: dict[str, Any] = {"candidates": [candidate]}
-        if number == len(pieces):
-            candidate["finishReason"] = candidates[0].get("finishReason", "STOP")
-            event.update(extra)
-        else:
-            event.update({k: v for k, v in extra.items() if k in ("modelVersion", "responseId")})
-        events.append(event)
-    return events
-
-
-def _event_fraction(index: int, count: int, first: float) -> float:
-    """When event `index` of `count` is sent, as a fraction of the call's latency."""
-    if count <= 1:
-        return 1.0
-    return first + (1.0 - first) * index / (count - 1)
 
 
 def _usage(prompt: str, answer: str, cached: int) -> dict[str, int]:
