@@ -29,7 +29,7 @@ from bot.faq_modal import FileRef
 from pipelines.documents import (
     MAX_FILE_BYTES,
     RejectedFile,
-    extract_text,
+    extract_within,
     file_kind,
     too_large,
 )
@@ -157,9 +157,7 @@ async def fetch_one(
     if isinstance(data, RejectedFile):
         return data
     try:
-        return await asyncio.to_thread(
-            extract_text, resolved.name, data, resolved.mimetype, notes=notes
-        )
+        return await extract_within(resolved.name, data, resolved.mimetype, notes=notes)
     except Exception as exc:  # a parser bug must not sink the other files
         logger.exception("extracting %s failed", resolved.name)
         return RejectedFile(resolved.name, f"could not be read ({type(exc).__name__})")

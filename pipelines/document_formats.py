@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -183,9 +184,13 @@ def _decode_html(data: bytes) -> str:
     return decode_text(data)
 
 
-def extract_pdf(data: bytes) -> Extracted:
+def extract_pdf(data: bytes, stop: threading.Event | None = None) -> Extracted:
     """Text of the first MAX_PDF_PAGES pages. An owner-password-only PDF opens with the empty
-    user password; anything else encrypted is refused. A page that fails is skipped."""
+    user password; anything else encrypted is refused. A page that fails is skipped.
+
+    `stop` is checked before each page: a caller that gave up waiting (a time limit) sets
+    it, so the thread running this stops at the next page instead of reading on.
+    """
     if b"%PDF-" not in data[:1024]:  # readers allow a little junk before the header
         raise Unreadable(f"corrupt or unreadable PDF ({_looks_like(data)}, not a PDF)")
     try:
@@ -200,6 +205,8 @@ def extract_pdf(data: bytes) -> Extracted:
     notes: list[str] = []
     texts: list[str] = []
     for number in range(min(page_count, MAX_PDF_PAGES)):
+        if stop is not None and stop.is_set():
+            raise Unreadable(f"reading stopped at page {number + 1}: it took too long")
         try:
             texts.append(reader.pages[number].extract_text() or "")
         except Exception:

@@ -7,23 +7,28 @@ corrupt PDF instead of being fed to the model as garbage. Every refusal is a `Re
 whose reason names the problem in words the uploader can act on; one bad file never stops
 the others.
 
-Extraction is CPU-bound and synchronous: call it through `asyncio.to_thread` from handlers.
+Extraction is CPU-bound and synchronous. Handlers of untrusted uploads call
+`extract_within`, which runs it in a thread and gives up on a file after a time limit (a
+hostile PDF can take minutes); `extract_text` is the synchronous core.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.document_formats import EXTRACTORS, Unreadable, sniff
+from pipelines.document_formats import EXTRACTORS, Unreadable, extract_pdf, sniff
 from pipelines.faq import SourceDocument
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_TEXT_CHARS = 1_000_000  # per document; the FAQ chain trims further to its own budget
+EXTRACT_TIME_LIMIT_S = 30.0  # per file: a normal 200-page PDF takes a few seconds
 
 SUFFIX_KINDS = {
     ".txt": "text",
@@ -79,12 +84,14 @@ def extract_text(
     mimetype: str | None = None,
     *,
     notes: list[str] | None = None,
+    stop: threading.Event | None = None,
 ) -> SourceDocument | RejectedFile:
     """A document from a file's bytes, or the reason it cannot be used.
 
     When `notes` is given, anything the document lost on the way (pages past the limit,
     rows past the cap, a truncated text) is appended to it as "name: what happened", so the
-    caller can tell the user that the FAQ rests on part of a file.
+    caller can tell the user that the FAQ rests on part of a file. `stop`, once set, makes
+    a PDF's page loop give up (see `extract_within`).
     """
     kind = file_kind(name, data, mimetype)
     if kind is None:
@@ -94,7 +101,7 @@ def extract_text(
     if not data.strip():
         return RejectedFile(name, "the file is empty")
     try:
-        extracted = EXTRACTORS[kind](data)
+        extracted = extract_pdf(data, stop) if kind == "pdf" else EXTRACTORS[kind](data)
     except Unreadable as exc:
         return RejectedFile(name, exc.reason)
     except Exception as exc:  # a parser bug on hostile input must not sink the other files
@@ -110,6 +117,39 @@ def extract_text(
     if notes is not None:
         notes.extend(f"{name}: {note}" for note in found)
     return SourceDocument(title=name, text=text)
+
+
+async def extract_within(
+    name: str,
+    data: bytes,
+    mimetype: str | None = None,
+    *,
+    notes: list[str] | None = None,
+    limit_s: float | None = None,
+) -> SourceDocument | RejectedFile:
+    """`extract_text` in a worker thread, refused after `limit_s` (EXTRACT_TIME_LIMIT_S).
+
+    A thread cannot be killed: on time-out the caller moves on at once with a refusal, and
+    the thread is told to stop (a PDF stops at its next page). Notes are handed over only
+    with the document, so a thread that finishes late adds nothing.
+    """
+    limit = EXTRACT_TIME_LIMIT_S if limit_s is None else limit_s
+    stop = threading.Event()
+    found: list[str] = []
+    try:
+        outcome = await asyncio.wait_for(
+            asyncio.to_thread(extract_text, name, data, mimetype, notes=found, stop=stop),
+            limit,
+        )
+    except TimeoutError:
+        stop.set()
+        logger.warning(
+            "extracting a %s file took over %g s; skipped", file_kind(name, data, mimetype), limit
+        )
+        return RejectedFile(name, f"took longer than {limit:g} s to read, so it was skipped")
+    if notes is not None:
+        notes.extend(found)
+    return outcome
 
 
 def file_kind(name: str, data: bytes, mimetype: str | None = None) -> str | None:

@@ -7,14 +7,16 @@ Each refusal is checked as the exact line the uploader sees: "name: reason".
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
 import docx
 import pytest
-from pypdf import PdfReader, PdfWriter
+from pypdf import PageObject, PdfReader, PdfWriter
 
 from pipelines import document_formats
 from pipelines import documents as documents_module
@@ -22,6 +24,7 @@ from pipelines.documents import (
     MAX_FILE_BYTES,
     RejectedFile,
     extract_text,
+    extract_within,
     load_documents,
 )
 from pipelines.faq import SourceDocument
@@ -459,3 +462,48 @@ def test_hostile_html_parses_in_linear_time() -> None:
 def test_html_table_cells_are_separated() -> None:
     page = b"<table><tr><th>Plan</th><th>Price</th></tr><tr><td>Pro</td><td>$20</td></tr></table>"
     assert extracted("t.html", page) == "Plan Price\nPro $20"
+
+
+# --- time limit ---------------------------------------------------------------------------
+
+
+def slow_pages(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[int]:
+    """Make every PDF page take `seconds` to read (as a hostile content stream can);
+    returns a list that grows by one per page read."""
+    read: list[int] = []
+    original = PageObject.extract_text
+
+    def slow(self: PageObject, *args: object, **kwargs: object) -> str:
+        time.sleep(seconds)
+        read.append(1)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PageObject, "extract_text", slow)
+    return read
+
+
+async def test_a_file_that_reads_too_slowly_is_refused_and_its_thread_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read = slow_pages(monkeypatch, 0.1)
+    notes: list[str] = []
+    monkeypatch.setattr(document_formats, "MAX_PDF_PAGES", 39)  # a note, if it ever finished
+    started = time.monotonic()
+    outcome = await extract_within("slow.pdf", make_pdf(["p"] * 40), notes=notes, limit_s=0.35)
+    assert time.monotonic() - started < 1.0  # the caller did not wait for 40 pages
+    assert outcome == RejectedFile("slow.pdf", "took longer than 0.35 s to read, so it was skipped")
+    await asyncio.sleep(0.4)
+    pages_read = len(read)
+    await asyncio.sleep(0.3)
+    assert len(read) == pages_read <= 6  # stopped at a page boundary, not after 40 pages
+    assert notes == []
+
+
+async def test_a_file_read_within_the_limit_keeps_its_text_and_notes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(document_formats, "MAX_PDF_PAGES", 2)
+    notes: list[str] = []
+    outcome = await extract_within("long.pdf", make_pdf(["One", "Two", "Three"]), notes=notes)
+    assert isinstance(outcome, SourceDocument) and outcome.text == "One\n\nTwo"
+    assert notes == ["long.pdf: only the first 2 of 3 pages were read"]
