@@ -88,7 +88,7 @@ async def test_complete_questions_are_known_before_the_stream_ends(
     assert found[-1] == QUESTIONS["questions"]
 
 
-@pytest.mark.parametrize("fault", ["disconnect", "truncated_json", 503, 429])
+@pytest.mark.parametrize("fault", ["disconnect", "truncated_json", "unfinished_stream", 503, 429])
 async def test_a_stream_that_fails_is_retried_from_scratch(
     fake: FakeGemini, llm: GeminiLLM, fault: int | str
 ) -> None:
@@ -98,7 +98,7 @@ async def test_a_stream_that_fails_is_retried_from_scratch(
     assert response.text == ANSWER and response.attempts == 2
     assert fake.streamed == 2
     restarts = [i for i, (a, b) in enumerate(itertools.pairwise(seen)) if not b.startswith(a)]
-    if fault in ("disconnect", "truncated_json"):
+    if fault in ("disconnect", "truncated_json", "unfinished_stream"):
         assert len(restarts) == 1  # some text came, then the retry started again from ""
     assert seen[-1] == ANSWER
 

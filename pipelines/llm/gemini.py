@@ -138,6 +138,8 @@ class GeminiLLM:
             ) from exc
         if not pieces:
             raise LLMError(f"Gemini returned an empty answer (finish_reason={reason})")
+        if reason is None:  # text, but no finish reason: the stream was cut short
+            raise TransientCallError("truncated_stream", "the stream ended before its last event")
         return "".join(pieces), usage
 
 

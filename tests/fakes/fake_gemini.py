@@ -44,7 +44,7 @@ _STATUS_NAMES = {
     503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
 }  # fmt: skip
 _FAULT_KINDS = {"hang", "truncated_json", "empty_candidates", "safety_block", "prompt_blocked",
-                "disconnect"}  # fmt: skip
+                "disconnect", "unfinished_stream"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -246,9 +246,10 @@ class FakeGemini:
         """The answer as server-sent events over `latency_s`; faults strike mid-stream.
 
         "disconnect" closes the connection after half the events, "truncated_json" cuts
-        the last event's JSON in half: both after some text has already been sent.
+        the last event's JSON in half, "unfinished_stream" ends the response cleanly after
+        half the events (no finish reason): all after some text has already been sent.
         """
-        text_fault = kind if kind in ("disconnect", "truncated_json") else None
+        text_fault = kind if kind in ("disconnect", "truncated_json", "unfinished_stream") else None
         payload = self._payload(model, body, None if text_fault or kind is None else str(kind))
         if isinstance(payload, RawResponse) and payload.status != 200:
             await asyncio.sleep(self.latency_s)
@@ -267,6 +268,8 @@ class FakeGemini:
             data = json.dumps(event)
             if index == len(events) - 1 and text_fault == "truncated_json":
                 data = data[: len(data) // 2]
+            if text_fault == "unfinished_stream" and index >= max(1, len(events) // 2):
+                break
             if text_fault == "disconnect" and index >= max(1, len(events) // 2):
                 assert request.transport is not None
                 request.transport.close()
