@@ -23,8 +23,10 @@ Notes on google-genai 3.6.1 that shape this adapter:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from google import genai
@@ -79,18 +81,17 @@ class GeminiLLM:
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
         """Answer one request; raw text (JSON when a schema is set), never parsed here."""
-        result = await self._gate.run(
-            lambda: self._call_once(request), provider=self.name, step=request.step
-        )
-        text, usage = result.value
-        record_tokens(usage)
-        return LLMResponse(text=text, model=request.model, usage=usage, attempts=result.attempts)
+        return await self._through_gate(request, lambda: self._call_once(request))
 
     async def generate_streaming(self, request: LLMRequest, on_partial: PartialText) -> LLMResponse:
         """Like `generate`, reporting the text as it streams in (each attempt from "")."""
-        result = await self._gate.run(
-            lambda: self._stream_once(request, on_partial), provider=self.name, step=request.step
-        )
+        return await self._through_gate(request, lambda: self._stream_once(request, on_partial))
+
+    async def _through_gate(
+        self, request: LLMRequest, attempt: Callable[[], Awaitable[tuple[str, TokenUsage]]]
+    ) -> LLMResponse:
+        """Run `attempt` under the shared gate (limits, retries) and record its tokens."""
+        result = await self._gate.run(attempt, provider=self.name, step=request.step)
         text, usage = result.value
         record_tokens(usage)
         return LLMResponse(text=text, model=request.model, usage=usage, attempts=result.attempts)
@@ -101,14 +102,10 @@ class GeminiLLM:
 
     async def _call_once(self, request: LLMRequest) -> tuple[str, TokenUsage]:
         """One attempt on the wire, with its failures classified for the gate."""
-        try:
+        with sdk_errors_classified():
             response = await self._client.aio.models.generate_content(
                 model=request.model, contents=request.prompt, config=build_config(request)
             )
-        except errors.APIError as exc:
-            raise classify_api_error(exc) from exc
-        except json.JSONDecodeError as exc:  # a 200 whose body was cut or mangled
-            raise TransientCallError("malformed_response", f"unreadable body: {exc}") from exc
         return response_text(response), response_usage(response)
 
     async def _stream_once(
@@ -118,7 +115,7 @@ class GeminiLLM:
         pieces: list[str] = []
         usage = TokenUsage()
         reason: str | None = None
-        try:
+        with sdk_errors_classified():
             stream = await self._client.aio.models.generate_content_stream(
                 model=request.model, contents=request.prompt, config=build_config(request)
             )
@@ -129,13 +126,6 @@ class GeminiLLM:
                     on_partial("".join(pieces))
                 if chunk.usage_metadata is not None:
                     usage = response_usage(chunk)
-        except errors.APIError as exc:
-            raise classify_api_error(exc) from exc
-        except (json.JSONDecodeError, errors.UnknownApiResponseError) as exc:
-            # A cut or mangled event. The SDK's message quotes the raw event: not repeated.
-            raise TransientCallError(
-                "malformed_response", f"unreadable event ({type(exc).__name__})"
-            ) from exc
         if not pieces:
             raise LLMError(f"Gemini returned an empty answer (finish_reason={reason})")
         if reason is None:  # text, but no finish reason: the stream was cut short
@@ -189,6 +179,24 @@ def _clean_schema(node: Any) -> Any:
     if "properties" in cleaned and "propertyOrdering" not in cleaned:
         cleaned["propertyOrdering"] = list(cleaned["properties"])
     return cleaned
+
+
+@contextlib.contextmanager
+def sdk_errors_classified() -> Iterator[None]:
+    """Turn the SDK's failures into what the gate understands, for either kind of call.
+
+    An API error is classified by status (`classify_api_error`); a body or streamed event
+    cut or mangled on the way is transient. The SDK's message for the latter quotes the raw
+    text, so only its type is kept.
+    """
+    try:
+        yield
+    except errors.APIError as exc:
+        raise classify_api_error(exc) from exc
+    except (json.JSONDecodeError, errors.UnknownApiResponseError) as exc:
+        raise TransientCallError(
+            "malformed_response", f"unreadable answer ({type(exc).__name__})"
+        ) from exc
 
 
 def classify_api_error(exc: errors.APIError) -> Exception:
