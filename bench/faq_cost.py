@@ -30,7 +30,7 @@ from unittest import mock
 
 from bench.harness import documents, gemini_against_fake, table
 from pipelines import prompts
-from pipelines.faq import build_faq
+from pipelines.faq.chain import build_faq
 from pipelines.llm.base import TokenUsage
 from pipelines.prompts import PromptTemplate
 from pipelines.steps import PipelineContext, Trace
@@ -49,12 +49,12 @@ def documents_last(template: PromptTemplate) -> PromptTemplate:
 
 @contextmanager
 def documents_last_templates() -> Iterator[None]:
-    """`pipelines.faq` uses the moved-documents variants while the block runs."""
+    """`pipelines.faq.chain` uses the moved-documents variants while the block runs."""
     variants = {
         name: documents_last(getattr(prompts, name))
         for name in ("FAQ_QUESTIONS", "FAQ_ANSWER", "FAQ_SOURCES")
     }
-    with mock.patch.multiple("pipelines.faq", **variants):
+    with mock.patch.multiple("pipelines.faq.chain", **variants):
         yield
 
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from bench.harness import documents, gemini_against_fake, table
-from pipelines.faq import Mode, build_faq
+from pipelines.faq.chain import Mode, build_faq
 from pipelines.steps import PipelineContext, Trace
 from tests.fakes.gemini_scripts import faq_answers
 

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from pipelines.config import LLMSettings
-from pipelines.faq import SourceDocument
+from pipelines.faq.chain import SourceDocument
 from pipelines.llm.gemini import GeminiLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
 from tests.fakes.fake_gemini import FakeGemini

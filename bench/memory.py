@@ -49,7 +49,7 @@ TARGET_MB = 300.0
 IN_FLIGHT_SHARE = 0.9  # below this the run did not measure what it claims to
 WARM_UP = 5
 # 500 DMs from 30 customers: under the bot's flood guard (20 messages per user per
-# minute, pipelines.support), beyond which it records a message and stays silent.
+# minute, pipelines.support.service), beyond which it records a message and stays silent.
 USERS = 30
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import gemini_against_fake, table
-from pipelines.contracts import IncomingMessage, SupportReply
-from pipelines.support import SupportService
+from pipelines.support.contracts import IncomingMessage, SupportReply
+from pipelines.support.service import SupportService
 from storage.catalog import DemoIds, demo_ids, get_or_create_customer
 from storage.db import Database
 from storage.migrate import upgrade

@@ -31,7 +31,7 @@ from bench.harness import (
     table,
 )
 from pipelines.config import LLMSettings
-from pipelines.faq import FaqChain
+from pipelines.faq.chain import FaqChain
 from pipelines.llm.base import LLM
 from pipelines.steps import PipelineContext, Trace
 from tests.fakes.gemini_scripts import faq_answers

@@ -63,7 +63,7 @@ P99_TARGET_MS = 100.0
 THROUGHPUT_SHARE = 0.7
 WARM_UP = 50
 # Distinct customers sending the 1,050 DMs. The bot answers at most 20 messages per user
-# per minute (its flood guard, pipelines.support) and stays silent beyond: with only a
+# per minute (its flood guard, pipelines.support.service) and stays silent beyond: with only a
 # handful of users most events would (correctly) get no reply at all.
 USERS = 60
 

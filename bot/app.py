@@ -34,7 +34,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import Intake, register_listeners
+from bot.messages.intake import Intake, register_listeners
 from bot.metrics import EVENTS_RECEIVED
 from bot.settings import Settings, SettingsError
 
@@ -177,7 +177,7 @@ def build_app(
     )
     app.middleware(RequestCounter())
     if assistant:
-        from bot.assistant import build_assistant
+        from bot.messages.assistant import build_assistant
 
         app.assistant(build_assistant(intake))
     register_listeners(app, intake)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bot.settings import Settings
 from pipelines.llm.base import LLM
 from pipelines.llm.factory import build_llm
-from pipelines.support import SupportService
+from pipelines.support.service import SupportService
 from storage.db import Database
 from storage.migrate import upgrade
 

@@ -26,8 +26,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
 from bot.app import build_app, build_client
-from bot.listeners import SLACK_MESSAGE_JOB, Intake, IntakeConfig
-from bot.reply_job import FATAL_SLACK_ERRORS, AnswersMessages, SlackReplyJob
+from bot.messages.intake import SLACK_MESSAGE_JOB, Intake, IntakeConfig
+from bot.messages.reply_job import FATAL_SLACK_ERRORS, AnswersMessages, SlackReplyJob
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings, SettingsError
 from bot.worker import JobHandler, Worker

@@ -9,7 +9,7 @@ machines) share one queue; nothing in a worker's memory is needed for correctnes
 - on shutdown the worker stops claiming, gives in-hand jobs `shutdown_grace` seconds to
   finish and releases the rest, so the next worker starts them at once.
 
-What a job does is its handler's business (`JobHandler`, e.g. `bot.reply_job`). A handler
+What a job does is its handler's business (`JobHandler`, e.g. `bot.messages.reply_job`). A handler
 raises `JobFailed` to choose between retry-with-backoff and the dead letter; any other
 exception is retried too. Before a job is dead-lettered its handler may tell the customer.
 """

@@ -152,7 +152,7 @@ ALL_TEMPLATES = (
     FAQ_SOURCES,
 )
 
-# The single-prompt baseline of `supportbot eval` (pipelines/eval_baseline.py): one call
+# The single-prompt baseline of `supportbot eval` (pipelines/eval/baseline.py): one call
 # that does what the pipeline splits into steps, so the steps' benefit can be measured.
 # Not used to answer customers.
 SINGLE_PROMPT_BASELINE = PromptTemplate(

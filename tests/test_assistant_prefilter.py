@@ -1,7 +1,7 @@
 """`PrefilteredAssistant` routes every request exactly as Bolt's own `AsyncAssistant`.
 
 The prefilter exists only to skip Bolt's per-listener matching on requests that cannot be
-assistant events (see `bot.assistant`). These tests dispatch the same signed requests
+assistant events (see `bot.messages.assistant`). These tests dispatch the same signed requests
 through two apps, one with each middleware, and compare which listener answered.
 """
 
@@ -15,7 +15,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.assistant import PrefilteredAssistant
+from bot.messages.assistant import PrefilteredAssistant
 from tests.slack_signing import (
     BOT_ID,
     BOT_USER_ID,

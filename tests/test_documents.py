@@ -18,16 +18,16 @@ import docx
 import pytest
 from pypdf import PageObject, PdfReader, PdfWriter
 
-from pipelines import document_formats
-from pipelines import documents as documents_module
-from pipelines.documents import (
+from pipelines.documents import extract as documents_module
+from pipelines.documents import formats as document_formats
+from pipelines.documents.extract import (
     MAX_FILE_BYTES,
     RejectedFile,
     extract_text,
     extract_within,
     load_documents,
 )
-from pipelines.faq import SourceDocument
+from pipelines.faq.chain import SourceDocument
 
 # --- fixture builders -------------------------------------------------------------------
 

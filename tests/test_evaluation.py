@@ -11,9 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.cli_eval import DEFAULT_DATASETS, DEFAULT_DOCS, EVAL_DIR, register
-from pipelines.eval_data import DatasetError, check_sources, load_dataset, load_documents
-from pipelines.eval_metrics import (
+from bot.cli.eval import DEFAULT_DATASETS, DEFAULT_DOCS, EVAL_DIR, register
+from pipelines.eval.data import DatasetError, check_sources, load_dataset, load_documents
+from pipelines.eval.metrics import (
     Confusion,
     Counts,
     TaskLabel,
@@ -22,7 +22,7 @@ from pipelines.eval_metrics import (
     task_counts,
     total,
 )
-from pipelines.schemas import INTENTS
+from pipelines.support.schemas import INTENTS
 from storage.catalog import CATALOG
 
 # Measured on the offline provider when the set was written: routing accuracy 0.769, task

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pipelines.config import LLMSettings
-from pipelines.faq import SourceDocument, build_faq, documents_block, faq_markdown
+from pipelines.faq.chain import SourceDocument, build_faq, documents_block, faq_markdown
 from pipelines.llm.base import LLMRequest
 from pipelines.steps import PipelineContext, StepFailed, Trace
 from tests.scripted_llm import ScriptedLLM, StreamingScriptedLLM

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.faq_files import (
+from bot.faq.files import (
     SIGN_IN_REASON,
     TransientDownloadError,
     fetch_documents,
     token_may_go_to,
 )
-from bot.faq_modal import FileRef
-from bot.faq_state import ProgressReporter
-from bot.faq_views import Page
-from pipelines import documents
-from pipelines.documents import MAX_FILE_BYTES, RejectedFile
+from bot.faq.modal import FileRef
+from bot.faq.state import ProgressReporter
+from bot.faq.views import Page
+from pipelines.documents import extract as documents
+from pipelines.documents.extract import MAX_FILE_BYTES, RejectedFile
 from tests.fakes.fake_slack import FakeSlack
 
 TOKEN = "xoxb-files-test"

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.faq_feature import command_reply, faq_job_key, message_files
-from bot.faq_modal import (
+from bot.blocks import MAX_BLOCKS, MAX_SECTION_CHARS
+from bot.faq.feature import command_reply, faq_job_key, message_files
+from bot.faq.modal import (
     HELP_TEXT,
     MAX_FILES,
     FileRef,
@@ -17,9 +18,8 @@ from bot.faq_modal import (
     faq_modal,
     read_submission,
 )
-from bot.faq_views import Progress, failure_page, faq_pages, progress_page, status_line
-from bot.views import MAX_BLOCKS, MAX_SECTION_CHARS
-from pipelines.faq import FaqItem
+from bot.faq.views import Progress, failure_page, faq_pages, progress_page, status_line
+from pipelines.faq.chain import FaqItem
 
 
 def block(view: dict[str, Any], block_id: str) -> dict[str, Any]:

@@ -16,14 +16,14 @@ import pytest
 from pydantic import BaseModel
 
 from pipelines.config import LLMSettings
-from pipelines.faq import SourceDocument, build_faq
+from pipelines.faq.chain import SourceDocument, build_faq
 from pipelines.llm.base import LLMError, LLMRequest, generate_with_partials
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM
 from pipelines.llm.offline import OfflineLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
-from pipelines.schemas import QuestionList
 from pipelines.steps import PipelineContext, Trace, complete_list_items
+from pipelines.support.schemas import QuestionList
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step, faq_answers, step_name
 

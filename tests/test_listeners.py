@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.listeners import direct_reason, is_from_a_bot, message_key, strip_mention
+from bot.messages.intake import direct_reason, is_from_a_bot, message_key, strip_mention
 from tests.slack_signing import (
     BOT_USER_ID,
     bot_message,

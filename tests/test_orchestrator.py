@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from pipelines.config import LLMSettings
-from pipelines.orchestrator import (
+from pipelines.steps import PipelineContext, Trace
+from pipelines.support.orchestrator import (
     Task,
     WorkerResult,
     ensure_actions_mentioned,
     orchestrate,
     validate_task,
 )
-from pipelines.request import SupportRequest
-from pipelines.schemas import PlannedTask
-from pipelines.steps import PipelineContext, Trace
+from pipelines.support.request import SupportRequest
+from pipelines.support.schemas import PlannedTask
 from storage.backends import Actor
 from tests.scripted_llm import ScriptedLLM
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from pipelines.config import LLMSettings
-from pipelines.knowledge import KnowledgeEntry
 from pipelines.llm.base import LLMUnavailable
 from pipelines.prompts import CLASSIFY_INTENT, fence
-from pipelines.request import SupportRequest
-from pipelines.routing import HANDOFF_TEXT, NO_KNOWLEDGE_TEXT, answer_message
-from pipelines.schemas import IntentClassification
 from pipelines.steps import PipelineContext, StepFailed, Trace
+from pipelines.support.knowledge import KnowledgeEntry
+from pipelines.support.request import SupportRequest
+from pipelines.support.routing import HANDOFF_TEXT, NO_KNOWLEDGE_TEXT, answer_message
+from pipelines.support.schemas import IntentClassification
 from storage.backends import Actor
 from tests.scripted_llm import ScriptedLLM
 

@@ -23,7 +23,7 @@ from bot.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, load_set
 def supportbot_command() -> list[str]:
     """The installed console script (the real entry point), next to this interpreter."""
     script = Path(sys.executable).with_name("supportbot")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli.main"]
 
 
 def run_supportbot(

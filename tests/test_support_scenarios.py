@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from pipelines.config import LLMSettings
-from pipelines.contracts import IncomingMessage
-from pipelines.faq import SourceDocument
-from pipelines.faq_runs import create_faq
+from pipelines.faq.chain import SourceDocument
+from pipelines.faq.runs import create_faq
 from pipelines.llm.factory import build_llm, reset_shared_gate
 from pipelines.llm.offline import OfflineLLM
-from pipelines.support import SupportService
+from pipelines.support.contracts import IncomingMessage
+from pipelines.support.service import SupportService
 from pipelines.tracing import TraceStore, format_trace
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database

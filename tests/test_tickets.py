@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.cli_tickets import register
+from bot.cli.tickets import register
 from pipelines.steps import Trace
 from pipelines.tracing import TraceStore
 from storage.backends import Actor, BusinessSystems

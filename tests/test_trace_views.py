@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from bot.trace_views import (
+from bot.triage.trace_views import (
     MAX_MODAL_BLOCKS,
     MAX_TRACE_RUNS,
     TRACE_ACTION,
@@ -14,7 +14,7 @@ from bot.trace_views import (
     step_text,
     trace_modal,
 )
-from bot.triage_views import card_blocks
+from bot.triage.views import card_blocks
 from storage.models import TraceRun, TraceStep
 from tests.test_triage_views import action_ids, make_ticket
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.home_views import MAX_HOME_BLOCKS, agent_home, customer_home
-from bot.triage_views import (
+from bot.home.views import MAX_HOME_BLOCKS, agent_home, customer_home
+from bot.messages.views import TALK_TO_HUMAN_ACTION, reply_blocks
+from bot.triage.views import (
     CLAIM_ACTION,
     HAND_BACK_ACTION,
     OPEN_THREAD_ACTION,
@@ -27,8 +28,7 @@ from bot.triage_views import (
     thread_url_fallback,
     without_handoff_button,
 )
-from bot.views import TALK_TO_HUMAN_ACTION, reply_blocks
-from pipelines.contracts import SupportReply
+from pipelines.support.contracts import SupportReply
 from storage.ticket_info import (
     CLAIMED,
     ESCALATED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.views import (
+from bot.messages.views import (
     MAX_BLOCKS,
     MAX_SECTION_CHARS,
     TALK_TO_HUMAN_ACTION,
@@ -13,7 +13,7 @@ from bot.views import (
     split_text,
     to_mrkdwn,
 )
-from pipelines.contracts import SupportReply
+from pipelines.support.contracts import SupportReply
 
 
 def make_reply(

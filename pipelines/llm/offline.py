@@ -9,14 +9,13 @@ Its replies say what it is; it never pretends to be the LLM.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipelines.eval_baseline import offline_single_prompt
-from pipelines.knowledge import rank
+from pipelines.lexical import rank
 from pipelines.llm import offline_rules as rules
 from pipelines.llm.base import LLMError, LLMRequest, LLMResponse, TokenUsage
-from pipelines.llm.offline_replies import synthesize, technical_reply
+from pipelines.llm.offline_replies import OFFLINE_NOTE, synthesize, technical_reply
 
 OFFLINE_MODEL = "offline-rules-v1"
 Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -38,7 +37,7 @@ class OfflineLLM:
             "faq_questions": faq_questions,
             "faq_answer": faq_answer,
             "faq_sources": faq_sources,
-            "single_prompt_baseline": offline_single_prompt,  # supportbot eval
+            "single_prompt_baseline": single_prompt,  # supportbot eval
         }
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
@@ -186,3 +185,40 @@ def faq_sources(inputs: Mapping[str, Any]) -> dict[str, Any]:
         if any(s in answer for s in rules.sentences(doc["text"]))
     ]
     return {"sources": titles}
+
+
+def _acknowledge(tasks: Sequence[Mapping[str, Any]]) -> str:
+    kinds = ", ".join(dict.fromkeys(str(t["kind"]).replace("_", " ") for t in tasks))
+    return f"Thanks! I've noted your request ({kinds}); the team will follow up here."
+
+
+def single_prompt(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer to `single_prompt_baseline` (`pipelines.eval.baseline`): every rule, in one call.
+
+    It applies the very rules of the offline router, planner and FAQ answer/sources steps
+    to the same inputs (so a rule change moves both systems alike), but as one call that
+    returns one object: no confidence, no second look at its own answer.
+    """
+    message = str(inputs["message"])
+    conversation = {
+        "message": message,
+        "history": list(inputs.get("history", [])),
+        "products": list(inputs.get("products", [])),
+    }
+    intent = str(classify(conversation)["intent"])
+    tasks = list(plan(conversation)["tasks"])
+    question = {"documents": list(inputs.get("documents", [])), "question": message}
+    answer = str(faq_answer(question)["answer"])
+    sources = list(faq_sources({**question, "answer": answer})["sources"])
+    if intent == "human_handoff":
+        reply = "I'll pass you to a person from the support team."
+    elif tasks and intent != "general_question":
+        reply = _acknowledge(tasks)
+    else:
+        reply = answer
+    return {
+        "intent": intent,
+        "tasks": tasks,
+        "reply": f"{reply} {OFFLINE_NOTE}",
+        "sources": sources,
+    }

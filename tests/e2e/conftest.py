@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from bot.reply_job import AnswersMessages
+from bot.messages.reply_job import AnswersMessages
 from bot.server import create_asgi_app
 from bot.settings import Settings
 from bot.wiring import Feature, SlackRuntime, open_slack_runtime

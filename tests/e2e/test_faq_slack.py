@@ -2,9 +2,9 @@
 serving the files and taking the uploads, the embedded worker, the offline provider.
 
 Bad files are checked by the line the uploader sees: for content problems the expected
-line is what `pipelines.documents.extract_text` says about the same bytes (so this file
+line is what `pipelines.documents.extract.extract_text` says about the same bytes (so this file
 tests the Slack side, not the wording of each parser), for download problems the line
-`bot.faq_files` writes.
+`bot.faq.files` writes.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.faq_feature import FaqFeature
-from bot.faq_files import SIGN_IN_REASON
-from bot.faq_job import FAQ_JOB
-from bot.faq_modal import FileRef
-from bot.faq_state import FaqJobRequest, page_metadata
+from bot.blocks import escape
+from bot.faq.feature import FaqFeature
+from bot.faq.files import SIGN_IN_REASON
+from bot.faq.job import FAQ_JOB
+from bot.faq.modal import FileRef
+from bot.faq.state import FaqJobRequest, page_metadata
 from bot.settings import Settings
-from bot.views import escape
-from pipelines.documents import MAX_FILE_BYTES, RejectedFile, extract_text
+from pipelines.documents.extract import MAX_FILE_BYTES, RejectedFile, extract_text
 from pipelines.llm.base import LLMRequest, LLMResponse
 from pipelines.llm.offline import OfflineLLM
 from storage.models import Faq, FaqDocument, FaqEntry, Job

@@ -21,7 +21,7 @@ import typer
 from typer.testing import CliRunner
 
 from bot.app import build_client
-from bot.cli_server import register
+from bot.cli.server import register
 from bot.settings import Settings, SettingsError
 from bot.wiring import check_slack_token
 from storage.db import Database
@@ -43,7 +43,7 @@ def supportbot_command() -> list[str]:
     from bot.cli import app
 
     names = {command.name for command in app.registered_commands}
-    return [SUPPORTBOT] if "worker" in names else [sys.executable, "-m", "bot.cli_server"]
+    return [SUPPORTBOT] if "worker" in names else [sys.executable, "-m", "bot.cli.server"]
 
 
 class Processes:

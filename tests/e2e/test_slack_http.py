@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.settings import Settings
-from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.llm import LLMUnavailable
+from pipelines.support.contracts import IncomingMessage, SupportReply
 from storage.db import Database
 from storage.models import Job, ReturnAuthorization, TraceStep
 from storage.queue import DEAD, DONE

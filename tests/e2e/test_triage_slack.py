@@ -20,10 +20,11 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
+from bot.messages.views import FOLLOW_UP_TEXT, TALK_TO_HUMAN_ACTION
 from bot.settings import Settings
-from bot.triage import TriageFeature
-from bot.triage_cards import TRIAGE_CARD_JOB, TriageCardJob
-from bot.triage_views import (
+from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
+from bot.triage.feature import TriageFeature
+from bot.triage.views import (
     CARD_EVENT_TYPE,
     CLAIM_ACTION,
     HANDOFF_NOTICE,
@@ -34,10 +35,9 @@ from bot.triage_views import (
     UNCLAIM_ACTION,
     card_text,
 )
-from bot.views import FOLLOW_UP_TEXT, TALK_TO_HUMAN_ACTION
 from bot.worker import JobFailed
-from pipelines.contracts import IncomingMessage, SupportReply
 from pipelines.llm import LLMUnavailable
+from pipelines.support.contracts import IncomingMessage, SupportReply
 from pipelines.tracing import TraceStore
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey

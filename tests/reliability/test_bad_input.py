@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import func, select
 
 from pipelines.config import LLMSettings
-from pipelines.contracts import IncomingMessage
-from pipelines.input_guard import MAX_MESSAGE_CHARS, clean_message
 from pipelines.llm.offline import OfflineLLM
-from pipelines.support import SupportService
+from pipelines.support.contracts import IncomingMessage
+from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
+from pipelines.support.service import SupportService
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database
 from storage.models import BillingCase, ReturnAuthorization

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from pipelines.config import LLMSettings
-from pipelines.contracts import IncomingMessage
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM
 from pipelines.llm.offline import OFFLINE_MODEL, OfflineLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
-from pipelines.support import SupportService
+from pipelines.support.contracts import IncomingMessage
+from pipelines.support.service import SupportService
 from pipelines.tracing import TraceStore
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from pipelines.config import LLMSettings
-from pipelines.contracts import IncomingMessage
 from pipelines.llm.offline import OfflineLLM
-from pipelines.support import SupportService
+from pipelines.support.contracts import IncomingMessage
+from pipelines.support.service import SupportService
 from storage.db import Database
 from storage.models import ConversationTurn, Job, Ticket, TraceRun, TraceStep
 from storage.privacy import forget_user

@@ -26,9 +26,9 @@ from sqlalchemy.engine import URL, make_url
 
 import bot.app
 import storage.db
-from bot.listeners import SLACK_MESSAGE_JOB
+from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.server import run_worker
-from bot.triage import TriageFeature
+from bot.triage.feature import TriageFeature
 from bot.wiring import SlackRuntime
 from storage.models import ConversationTurn, Job, Ticket
 from storage.queue import DONE, QUEUED

@@ -1,0 +1,115 @@
+"""`supportbot eval`: measure the workflow patterns on a labelled set, against one prompt.
+
+Registered on the main Typer app by `register(app)`. By default it runs the three files of
+the repository's eval/ folder on the configured provider (offline without a key); any file
+in the same format can be given with `--dataset` (format: eval/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.settings import Settings, SettingsError, load_settings
+from pipelines.eval.data import (
+    DatasetError,
+    LoadedItem,
+    check_sources,
+    load_datasets,
+    load_documents,
+)
+from pipelines.eval.report import EvalReport, format_report
+from pipelines.eval.runner import EvalSetup, evaluate
+from pipelines.faq.chain import SourceDocument
+from pipelines.llm.factory import build_llm
+from storage.catalog import CATALOG
+
+EVAL_DIR = Path(__file__).parents[2] / "eval"
+DEFAULT_DATASETS = ("single_intent.jsonl", "multi_intent.jsonl", "faq.jsonl")
+DEFAULT_DOCS = EVAL_DIR / "faq_docs"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `eval` command to the `supportbot` app."""
+    app.command("eval")(eval_command)
+
+
+def _stop(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def load_inputs(
+    datasets: list[Path], docs_folder: Path
+) -> tuple[list[LoadedItem], list[SourceDocument]]:
+    """The items and documents, checked before any LLM call is spent on them."""
+    items = load_datasets(datasets)
+    docs = load_documents(docs_folder)
+    check_sources(items, docs)
+    return items, docs
+
+
+async def run_eval(
+    settings: Settings,
+    items: list[LoadedItem],
+    docs: list[SourceDocument],
+    baseline: bool,
+    concurrency: int,
+) -> EvalReport:
+    llm = build_llm(settings)
+    products = [name for _, name, _, _ in CATALOG]
+    try:
+        return await evaluate(
+            EvalSetup(llm, settings, docs, products), items, baseline, concurrency
+        )
+    finally:
+        close = getattr(llm, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def eval_command(
+    dataset: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="A JSONL file to run (repeatable). Default: the three files in eval/.",
+        ),
+    ] = None,
+    docs: Annotated[
+        Path, typer.Option("--docs", help="Folder of the documents that `sources` name.")
+    ] = DEFAULT_DOCS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option("--baseline/--no-baseline", help="Also run the single-prompt baseline."),
+    ] = True,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Items evaluated at once.")
+    ] = 8,
+) -> None:
+    """Routing accuracy, task P/R/F1, citation P/R and cost: pipeline vs one prompt."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise _stop(str(exc)) from None
+    paths = dataset or [EVAL_DIR / name for name in DEFAULT_DATASETS]
+    try:
+        items, documents = load_inputs(paths, docs)
+    except DatasetError as exc:
+        raise _stop(str(exc)) from None
+    typer.echo(
+        f"evaluating {len(items)} items on the {settings.resolved_provider} provider"
+        + (" (and the single-prompt baseline)" if baseline else ""),
+        err=True,
+    )
+    report = asyncio.run(run_eval(settings, items, documents, baseline, concurrency))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(format_report(report))

@@ -1,0 +1,142 @@
+"""`supportbot serve`, `supportbot worker` and `supportbot jobs`, added to the main CLI.
+
+    from bot.cli.server import register
+    register(app)
+
+Kept apart from `bot.cli.main` so the running side of the bot (uvicorn, Bolt, the worker) is
+imported only by the commands that run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import typer
+
+from bot.cli.errors import one_line_errors
+from bot.settings import load_settings
+
+FeatureFactory = Callable[[], object]
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # slack_sdk logs every request body at DEBUG; keep it quiet, tokens and texts included.
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
+    logging.getLogger("slack_bolt").setLevel(logging.WARNING)
+
+
+def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
+    """Add the serving commands to `app`. `features` build `bot.wiring.Feature`s."""
+
+    def build_features() -> tuple[Any, ...]:
+        return tuple(factory() for factory in features)
+
+    @app.command("serve")
+    @one_line_errors
+    def serve_command(
+        socket: Annotated[
+            bool, typer.Option("--socket", help="Socket Mode (needs SLACK_APP_TOKEN).")
+        ] = False,
+        no_worker: Annotated[
+            bool,
+            typer.Option("--no-worker", help="Only accept events; `supportbot worker` answers."),
+        ] = False,
+        port: Annotated[
+            int | None, typer.Option("--port", help="HTTP port (default: PORT or 3000).")
+        ] = None,
+        host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "0.0.0.0",
+        concurrency: Annotated[
+            int, typer.Option("--concurrency", min=1, help="Embedded worker's parallel jobs.")
+        ] = 4,
+    ) -> None:
+        """Run the Slack bot: HTTP mode (POST /slack/events, /healthz, /metrics) or Socket Mode."""
+        from bot.server import serve
+
+        settings = load_settings()
+        _configure_logging()
+        asyncio.run(
+            serve(
+                settings,
+                socket_mode=socket,
+                embedded_worker=not no_worker,
+                host=host,
+                port=port,
+                concurrency=concurrency,
+                features=build_features(),
+            )
+        )
+
+    @app.command("worker")
+    @one_line_errors
+    def worker_command(
+        concurrency: Annotated[
+            int, typer.Option("--concurrency", min=1, help="Jobs worked on in parallel.")
+        ] = 8,
+        lease_seconds: Annotated[
+            float,
+            typer.Option(
+                "--lease-seconds",
+                min=1.0,
+                help="How long a claimed job is ours without a heartbeat before another "
+                "worker may take it over.",
+            ),
+        ] = 60.0,
+        metrics_port: Annotated[
+            int | None, typer.Option("--metrics-port", help="Serve /metrics on this port.")
+        ] = None,
+    ) -> None:
+        """Answer queued Slack messages (scale out: run as many as you like)."""
+        from bot.server import run_worker
+
+        settings = load_settings()
+        _configure_logging()
+        asyncio.run(
+            run_worker(
+                settings,
+                concurrency=concurrency,
+                lease_seconds=lease_seconds,
+                metrics_port=metrics_port,
+                features=build_features(),
+            )
+        )
+
+    @app.command("jobs")
+    @one_line_errors
+    def jobs_command() -> None:
+        """Show how many jobs are queued, running, done and dead."""
+        from bot.wiring import apply_migrations
+        from storage.db import Database
+        from storage.queue import JobQueue
+
+        settings = load_settings()
+
+        async def show() -> dict[str, int]:
+            await apply_migrations(settings.database_url)
+            db = Database(settings.database_url)
+            try:
+                return await JobQueue(db).counts()
+            finally:
+                await db.dispose()
+
+        for status, count in asyncio.run(show()).items():
+            typer.echo(f"{status:8} {count}")
+
+
+def main() -> None:
+    """`python -m bot.cli.server`: these commands alone (the `supportbot` CLI has them too)."""
+    app = typer.Typer(help="Serve the Slack bot or run workers.", no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["main", "register"]

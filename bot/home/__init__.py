@@ -1,0 +1,1 @@
+"""App Home as a feature of its own: features contribute sections (`HomeSection`)."""

@@ -1,0 +1,283 @@
+"""Slack event listeners: decide whether a message is for the bot, and queue it. Nothing else.
+
+The app runs with `process_before_response=True` (see `bot.app`), so a listener finishes
+before Slack gets its 200: it must stay fast, and it is. It makes one indexed lookup at
+most (is this thread a ticket?) and one INSERT; the LLM work happens in `bot.worker`.
+
+Which messages are answered (SPEC 3):
+- every direct message (`message.im`);
+- an @-mention anywhere the bot is (`app_mention`);
+- a top-level message in a configured support channel (`message.channels`/`.groups`);
+- a reply in a thread that already is a ticket (a follow-up needs no re-mention), unless
+  a support agent wrote it (agents talk to the customer, not to the bot): an agent's
+  reply (a configured agent id, or the agent who claimed the ticket) is recorded on the
+  ticket as an `agent` turn and never answered. Whether the bot answers a customer's
+  follow-up while a person has the ticket is the pipeline's call (`SupportService`).
+Never: the bot's own or another bot's messages (no loops), edits, deletions, joins and
+every other subtype but plain messages, file shares and thread broadcasts.
+
+Deduplication: the job's dedupe key is the message itself (team, channel, ts), not the
+`event_id`. A redelivery (`X-Slack-Retry-Num`) carries the same message, and so does the
+*other* event of a double delivery: a message that @-mentions the bot in a channel it reads
+arrives both as `app_mention` and as `message.channels`, with two different event ids.
+Keyed on the message, all of them collapse into one job and one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+
+from bot.metrics import EVENTS_ENQUEUED
+from pipelines.support.contracts import IncomingMessage
+from storage.conversations import ConversationStore, ThreadKey
+from storage.models import Ticket
+from storage.queue import JobQueue
+
+logger = logging.getLogger(__name__)
+
+SLACK_MESSAGE_JOB = "slack_message"
+AGENT_REPLY = "agent_reply"  # an agent's reply in a ticket thread: recorded, not answered
+ANSWERED_SUBTYPES: frozenset[str | None] = frozenset({None, "file_share", "thread_broadcast"})
+
+Event = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    support_channels: frozenset[str] = frozenset()
+    agent_ids: frozenset[str] = frozenset()
+    log_message_text: bool = False
+
+
+def message_key(team_id: str, channel_id: str, message_ts: str) -> str:
+    """The dedupe key and `request_id` of one Slack message (see the module docstring)."""
+    return f"slack:{team_id}:{channel_id}:{message_ts}"
+
+
+def is_from_a_bot(event: Event, bot_user_id: str | None) -> bool:
+    return bool(
+        event.get("bot_id")
+        or event.get("bot_profile")
+        or not event.get("user")
+        or (bot_user_id is not None and event.get("user") == bot_user_id)
+    )
+
+
+def mentions(text: str, bot_user_id: str | None) -> bool:
+    return bot_user_id is not None and f"<@{bot_user_id}" in text
+
+
+def strip_mention(text: str, bot_user_id: str | None) -> str:
+    if bot_user_id is None:
+        return text.strip()
+    return re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", "", text).strip()
+
+
+def thread_root(event: Event) -> str:
+    return str(event.get("thread_ts") or event["ts"])
+
+
+def is_thread_reply(event: Event) -> bool:
+    return bool(event.get("thread_ts")) and event.get("thread_ts") != event.get("ts")
+
+
+def direct_reason(
+    event: Event, event_type: str, bot_user_id: str | None, support_channels: Collection[str]
+) -> str | None:
+    """Why this message is for the bot without looking at the database, or None."""
+    if event.get("subtype") not in ANSWERED_SUBTYPES or is_from_a_bot(event, bot_user_id):
+        return None
+    if event_type == "app_mention" or mentions(str(event.get("text") or ""), bot_user_id):
+        return "mention"
+    if event.get("channel_type") == "im":
+        return "dm"
+    if event.get("channel") in support_channels and not is_thread_reply(event):
+        return "support_channel"
+    return None
+
+
+INGRESS_QUIET_S = 0.25  # an event in this window means Slack is sending
+
+
+class Intake:
+    """Turns Slack message events into queued jobs; the only thing the listeners call."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        conversations: ConversationStore,
+        config: IntakeConfig,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self._queue = queue
+        self._conversations = conversations
+        self._config = config
+        self._on_enqueued = on_enqueued
+        self._last_accepted = -INGRESS_QUIET_S
+
+    def busy(self) -> bool:
+        """True while events are arriving (one accepted in the last INGRESS_QUIET_S).
+
+        An embedded worker shares this process's event loop: while Slack is sending, it
+        runs one job at a time so that acknowledgements are not queued behind LLM and
+        database work (Slack retries anything not acked within 3 s).
+        """
+        return time.monotonic() - self._last_accepted < INGRESS_QUIET_S
+
+    def notify(self, on_enqueued: Callable[[], None] | None) -> None:
+        """Call `on_enqueued` after each new job (wakes an embedded worker at once)."""
+        self._on_enqueued = on_enqueued
+
+    async def enqueue(self, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
+        """Queue a job of any kind (features use it) and wake an embedded worker."""
+        created = await self._queue.enqueue(kind, dedupe_key, payload)
+        if created and self._on_enqueued is not None:
+            self._on_enqueued()
+        return created
+
+    async def reason(
+        self, event: Event, event_type: str, team_id: str, bot_user_id: str | None
+    ) -> str | None:
+        """Why the bot should answer this message, or None to ignore it."""
+        reason, _ = await self._route(event, event_type, team_id, bot_user_id)
+        return None if reason == AGENT_REPLY else reason
+
+    async def _route(
+        self, event: Event, event_type: str, team_id: str, bot_user_id: str | None
+    ) -> tuple[str | None, Ticket | None]:
+        """(`reason`, or AGENT_REPLY for an agent's reply in a ticket thread; the ticket)."""
+        found = direct_reason(event, event_type, bot_user_id, self._config.support_channels)
+        if found is not None or not is_thread_reply(event):
+            return found, None
+        if event.get("subtype") not in ANSWERED_SUBTYPES or is_from_a_bot(event, bot_user_id):
+            return None, None
+        key = ThreadKey(team_id, str(event["channel"]), thread_root(event))
+        ticket = await self._conversations.find_ticket(key)
+        if ticket is None:
+            return None, None
+        user = event.get("user")
+        if user in self._config.agent_ids or (ticket.assignee == user and user is not None):
+            return AGENT_REPLY, ticket
+        return "follow_up", ticket
+
+    async def accept(
+        self,
+        event: Event,
+        *,
+        event_type: str,
+        team_id: str,
+        bot_user_id: str | None,
+        event_id: str = "",
+        assistant: bool = False,
+    ) -> str:
+        """Queue the message when it is for the bot; the outcome, for logs and metrics."""
+        self._last_accepted = time.monotonic()
+        if assistant:
+            reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
+        else:
+            reason, ticket = await self._route(event, event_type, team_id, bot_user_id)
+            if reason == AGENT_REPLY and ticket is not None:
+                await self._conversations.add_turn(
+                    ticket.id,
+                    "agent",
+                    str(event["ts"]),
+                    str(event.get("text") or ""),
+                    str(event.get("user") or ""),
+                )
+                return self._count("agent_turn", event, event_id, reason)
+        if reason is None:
+            return self._count("ignored", event, event_id)
+        key = message_key(team_id, str(event["channel"]), str(event["ts"]))
+        message = IncomingMessage(
+            request_id=key,
+            team_id=team_id,
+            channel_id=str(event["channel"]),
+            thread_ts=thread_root(event),
+            message_ts=str(event["ts"]),
+            user_id=str(event["user"]),
+            text=strip_mention(str(event.get("text") or ""), bot_user_id),
+        )
+        payload = {
+            "message": message.model_dump(mode="json"),
+            "event_id": event_id,
+            "event_type": event_type,
+            "reason": reason,
+            "assistant": assistant,
+        }
+        created = await self.enqueue(SLACK_MESSAGE_JOB, key, payload)
+        return self._count("enqueued" if created else "duplicate", event, event_id, reason)
+
+    def _count(self, outcome: str, event: Event, event_id: str, reason: str | None = None) -> str:
+        EVENTS_ENQUEUED.labels(outcome=outcome).inc()
+        extra = f" text={event.get('text')!r}" if self._config.log_message_text else ""
+        logger.log(
+            logging.DEBUG if outcome in ("ignored", "enqueued") else logging.INFO,
+            "message %s: event=%s channel=%s ts=%s subtype=%s reason=%s%s",
+            outcome,
+            event_id,
+            event.get("channel"),
+            event.get("ts"),
+            event.get("subtype"),
+            reason,
+            extra,
+        )
+        return outcome
+
+
+def register_listeners(app: AsyncApp, intake: Intake) -> None:
+    """Subscribe the intake to `app_mention` and every `message` event.
+
+    Every `message` event is listened to, subtypes included, so that Bolt acknowledges
+    edits and deletions with a 200 too (an unhandled event would be answered 404, and
+    Slack would redeliver it).
+    """
+
+    # `message` first: Bolt tries the listeners in order, building every matcher's kwargs,
+    # and messages are most of the traffic. The two matchers never both match.
+    app.event("message")(intake_listener(intake, "message"))
+    app.event("app_mention")(intake_listener(intake, "app_mention"))
+
+
+def intake_listener(
+    intake: Intake, event_type: str, *, assistant: bool = False
+) -> Callable[[dict[str, Any], dict[str, Any], AsyncBoltContext], Awaitable[None]]:
+    """A Bolt listener that hands its event to the intake (and nothing else)."""
+
+    async def listener(
+        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await intake.accept(
+            event,
+            event_type=event_type,
+            team_id=_team_id(body, context),
+            bot_user_id=context.bot_user_id,
+            event_id=str(body.get("event_id", "")),
+            assistant=assistant,
+        )
+
+    return listener
+
+
+def _team_id(body: Mapping[str, Any], context: AsyncBoltContext) -> str:
+    return str(body.get("team_id") or context.team_id or "")
+
+
+__all__ = [
+    "AGENT_REPLY",
+    "SLACK_MESSAGE_JOB",
+    "Intake",
+    "IntakeConfig",
+    "direct_reason",
+    "intake_listener",
+    "is_from_a_bot",
+    "message_key",
+    "register_listeners",
+    "strip_mention",
+]

@@ -1,0 +1,253 @@
+"""The `triage_card` job: post or refresh one ticket's card in the triage channel.
+
+`bot.triage.feature.TriageFeature` enqueues a refresh whenever a ticket changes (one job per
+ticket version and event); the job renders the ticket as it is *now* in the database and
+renders again if it changed meanwhile, so concurrent refreshes converge on the latest
+state. A card is posted exactly once: the job reserves the ticket's `triage_ts` with a
+marker (`storage.ticket_info.card_marker`, a compare-and-set in the database); a job that
+finds another's fresh marker retries shortly; one that takes over a stale or its own
+earlier marker first looks for an already-posted card (message metadata,
+`conversations.history`). An `escalated` event also announces the escalation to the
+agents in the card's thread, once.
+Kept apart from `bot.triage.feature` (the listeners) because it runs in the worker, not before
+the response to a click, and its reservation protocol is easiest to read on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.messages.reply_job import (
+    SLACK_CALL_ERRORS,
+    find_marked_message,
+    slack_error,
+    to_job_failure,
+)
+from bot.triage.views import (
+    CARD_EVENT_TYPE,
+    card_blocks,
+    card_text,
+    escalation_notice,
+    is_direct_message,
+    thread_url_fallback,
+)
+from bot.worker import JobFailed
+from storage.queue import LeasedJob
+from storage.ticket_info import (
+    ESCALATED,
+    TicketInfo,
+    card_marker,
+    card_marker_time,
+    card_marker_token,
+    is_card_marker,
+)
+from storage.tickets import TicketStore
+
+logger = logging.getLogger(__name__)
+
+TRIAGE_CARD_JOB = "triage_card"
+TRIAGE_EVENT_TYPE = "supportbot_triage_event"
+
+CARD_RESERVATION_SECONDS = 60.0
+MAX_PAGES = 10
+
+
+# --- Slack helpers ----------------------------------------------------------------------
+
+
+def marked(event_type: str, **payload: str) -> dict[str, Any]:
+    """Message metadata that marks a post as ours (`find_marked_message` finds it again)."""
+    return {"event_type": event_type, "event_payload": payload}
+
+
+class TriageCardJob:
+    """`JobHandler` of `triage_card`: create or refresh one ticket's card.
+
+    Payload: `ticket_id`, and `event` (`escalated` also announces the escalation to the
+    agents in the card's thread, once).
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        store: TicketStore,
+        triage_channel: str | None,
+        agent_ids: Sequence[str] = (),
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._channel = triage_channel
+        self._agent_ids = list(agent_ids)
+        self._clock = clock
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        if not self._channel:
+            return {"skipped": "SUPPORT_TRIAGE_CHANNEL is not set"}
+        ticket_id = int(job.payload["ticket_id"])
+        ticket = await self._store.get(ticket_id)
+        if ticket is None:
+            return {"skipped": "no such ticket"}
+        thread_url = None if is_direct_message(ticket) else await self.thread_url(ticket)
+        channel, ts, rendered = await self._ensure_card(job, ticket, thread_url)
+        await self._refresh(ticket_id, channel, ts, rendered, thread_url)
+        notified = None
+        if job.payload.get("event") == ESCALATED:
+            notified = await self._notify_agents(job, channel, ts, ticket_id)
+        return {"ticket": ticket.number, "card_ts": ts, "notified": notified}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("triage card of ticket %s not updated: %s", job.payload, error)
+
+    async def thread_url(self, ticket: TicketInfo) -> str | None:
+        """The customer's thread: `chat.getPermalink`, or a link built from the ids."""
+        try:
+            response = await self._client.chat_getPermalink(
+                channel=ticket.channel_id, message_ts=ticket.thread_ts
+            )
+            if response.get("permalink"):
+                return str(response["permalink"])
+        except SLACK_CALL_ERRORS as exc:
+            logger.info("no permalink for %s: %s", ticket.number, exc)
+        return thread_url_fallback(ticket.team_id, ticket.channel_id, ticket.thread_ts)
+
+    async def _ensure_card(
+        self, job: LeasedJob, ticket: TicketInfo, thread_url: str | None
+    ) -> tuple[str, str, str | None]:
+        """(channel, card ts, version rendered if the card was just posted)."""
+        assert self._channel is not None
+        for _ in range(4):
+            current = ticket.triage_ts
+            if current and not is_card_marker(current):
+                return ticket.triage_channel or self._channel, current, None
+            since: float | None = None
+            if current:  # reserved by a job: ours from an earlier attempt, or another's
+                since = card_marker_time(current) or 0.0
+                mine = card_marker_token(current) == str(job.id)
+                if not mine and self._clock() - since < CARD_RESERVATION_SECONDS:
+                    raise JobFailed(
+                        f"the card of {ticket.number} is being posted by job "
+                        f"{card_marker_token(current)}",
+                        retry_in=1.0,
+                    )
+            marker = card_marker(str(job.id), self._clock())
+            if not await self._store.reserve_card(ticket.id, current, marker):
+                found = await self._store.get(ticket.id)
+                if found is None:
+                    raise JobFailed("the ticket is gone", permanent=True, can_notify=False)
+                ticket = found
+                continue
+            # A marker we take over may hide a card that was posted but never recorded.
+            existing = await self._find_card(ticket, since) if since is not None else None
+            if existing is not None:
+                ts, rendered = existing, None
+            else:
+                ts = await self._post_card(ticket, thread_url)
+                rendered = ticket.version
+            if not await self._store.attach_card(ticket.id, marker, self._channel, ts):
+                logger.warning("ticket %s: card reservation lost while posting", ticket.number)
+            return self._channel, ts, rendered
+        raise JobFailed(f"could not reserve the card of {ticket.number}", retry_in=1.0)
+
+    async def _post_card(self, ticket: TicketInfo, thread_url: str | None) -> str:
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self._channel or "",
+                text=card_text(ticket),
+                blocks=card_blocks(ticket, thread_url, await self._store.latest_turn(ticket.id)),
+                metadata=marked(CARD_EVENT_TYPE, ticket_id=str(ticket.id), ticket=ticket.number),
+                unfurl_links=False,
+            )
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("chat.postMessage", exc) from exc
+        return str(response.get("ts"))
+
+    async def _find_card(self, ticket: TicketInfo, since: float) -> str | None:
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            try:
+                response = await self._client.conversations_history(
+                    channel=self._channel or "",
+                    oldest=f"{max(0.0, since - 5):.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            except SLACK_CALL_ERRORS as exc:
+                raise to_job_failure("conversations.history", exc) from exc
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == CARD_EVENT_TYPE and str(
+                    payload.get("ticket_id")
+                ) == str(ticket.id):
+                    return str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        return None
+
+    async def _refresh(
+        self,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        rendered: str | None,
+        thread_url: str | None,
+    ) -> None:
+        """Edit the card until it shows the ticket's latest version (a few rounds)."""
+        for _ in range(3):
+            ticket = await self._store.get(ticket_id)
+            if ticket is None or ticket.version == rendered:
+                return
+            try:
+                latest = await self._store.latest_turn(ticket_id)
+                await self._client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=card_text(ticket),
+                    blocks=card_blocks(ticket, thread_url, latest),
+                )
+            except SlackApiError as exc:
+                if slack_error(exc) == "message_not_found":  # someone deleted the card
+                    await self._store.detach_card(ticket_id, ts)
+                    raise JobFailed(
+                        "the card was deleted; posting a new one", retry_in=0.5
+                    ) from exc
+                raise to_job_failure("chat.update", exc) from exc
+            except SLACK_CALL_ERRORS as exc:
+                raise to_job_failure("chat.update", exc) from exc
+            rendered = ticket.version
+
+    async def _notify_agents(
+        self, job: LeasedJob, channel: str, card_ts: str, ticket_id: int
+    ) -> str | None:
+        ticket = await self._store.get(ticket_id)
+        if ticket is None or ticket.status != ESCALATED:
+            return None  # already claimed, handed back or resolved: nobody to call
+        if job.is_retry:
+            posted = await find_marked_message(
+                self._client, channel, card_ts, TRIAGE_EVENT_TYPE, job.id
+            )
+            if posted is not None:
+                return posted
+        try:
+            response = await self._client.chat_postMessage(
+                channel=channel,
+                thread_ts=card_ts,
+                text=escalation_notice(ticket, self._agent_ids),
+                metadata=marked(TRIAGE_EVENT_TYPE, job_id=str(job.id), ticket=ticket.number),
+            )
+        except SLACK_CALL_ERRORS as exc:
+            raise to_job_failure("chat.postMessage", exc) from exc
+        return str(response.get("ts"))
+
+
+__all__ = ["TRIAGE_CARD_JOB", "TriageCardJob", "marked"]

@@ -1,0 +1,355 @@
+"""Support-team triage: ticket cards, their buttons, human handoff and the App Home.
+
+    from bot.triage.feature import TriageFeature       # a `bot.wiring.Feature`
+    open_slack_runtime(settings, features=[TriageFeature()])
+
+What it adds to the bot:
+- **Cards.** Each ticket gets one card in SUPPORT_TRIAGE_CHANNEL, edited in place
+  (`chat.update`) whenever the ticket changes. Card refreshes are jobs of their own
+  (`triage_card`), enqueued with the dedupe key (ticket, version, event): the reply job
+  only enqueues one after the customer's reply is posted (it is a `TicketObserver` of
+  `bot.messages.reply_job.SlackReplyJob`), so a card can never delay or fail a reply, and a card
+  that Slack refused is retried like any job. A card job always renders the ticket as it
+  is *now* in the database, and renders again if it changed meanwhile, so concurrent
+  refreshes converge on the latest state.
+  Posting a card exactly once: the job first reserves the ticket's `triage_ts` with a
+  marker (a compare-and-set in the database); a job that finds another's fresh marker
+  retries shortly; a job that takes over a stale or its own earlier marker first looks
+  for an already-posted card (message metadata, `conversations.history`).
+- **Buttons.** Claim / Unclaim / Hand back to bot / Resolve / Reopen on the card, for
+  support agents only (SUPPORT_AGENT_IDS or members of the triage channel, fetched with
+  `conversations.members` and cached for a minute); anyone else gets an ephemeral
+  refusal. Each click is one conditional UPDATE (`storage.tickets`): of two concurrent
+  claims one wins and the other is told who has the ticket.
+  Trace opens a modal (`views.open`, within the click's 3 s) with the ticket's latest
+  traced runs step by step (`bot.triage.trace_views`): for agents only, like the other buttons;
+  traces are never shown to customers.
+- **Handoff.** "Talk to a person" (on every reply) escalates the ticket, tells the
+  customer a person will follow up (a `customer_notice` job, posted once) and turns the
+  pressed button into a note. Escalations from the pipeline (handoff intent, low
+  confidence, urgent message) and from a dead reply job reach the card through the reply
+  job's observer. An escalation is flagged on the card and announced to the agents in the
+  card's thread (mentioning SUPPORT_AGENT_IDS, or @here when none are configured).
+  While the ticket is escalated or claimed the bot stays quiet in the customer's thread
+  (`pipelines.support.service`), and agents' replies there are recorded as `agent` turns
+  (`bot.messages.intake`); Unclaim, Hand back to bot and Resolve give the thread back to it.
+- **App Home** (`app_home_opened` -> `views.publish`): agents see the ticket counts and
+  the escalated, claimed and open tickets; customers see their tickets, orders and
+  returns. Published inline (a few indexed reads and one Slack call, bounded by a
+  timeout): it is idempotent and re-published on every visit.
+
+Listeners ack at once and only do quick work before the response (the app processes
+before responding): one conditional UPDATE, one enqueue, at most one ephemeral message.
+
+This module holds the feature and its listeners; the rest lives next to it:
+`bot.triage.cards` (the `triage_card` job), `bot.triage.notice` (the `customer_notice`
+job), `bot.triage.agents` (who is an agent) and `bot.triage.views` (Block Kit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+
+from bot.blocks import escape
+from bot.home.views import View, agent_home, customer_home
+from bot.messages.intake import SLACK_MESSAGE_JOB
+from bot.messages.reply_job import SlackReplyJob
+from bot.messages.views import TALK_TO_HUMAN_ACTION
+from bot.triage.agents import MEMBER_CACHE_SECONDS, AgentDirectory
+from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
+from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
+from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
+from bot.triage.views import (
+    CLAIM_ACTION,
+    HAND_BACK_ACTION,
+    HANDOFF_NOTICE,
+    NOT_AN_AGENT,
+    NOT_YOUR_TICKET,
+    OPEN_THREAD_ACTION,
+    REOPEN_ACTION,
+    RESOLVE_ACTION,
+    TRACE_ACTION,
+    UNCLAIM_ACTION,
+    refusal_text,
+    without_handoff_button,
+)
+from bot.wiring import SlackRuntime
+from bot.worker import JobHandler
+from pipelines.tracing import TraceStore
+from storage.catalog import get_or_create_customer
+from storage.models import utcnow
+from storage.ticket_info import ACTIVE_STATUSES, ESCALATED, TicketInfo
+from storage.ticket_queries import customer_records
+from storage.tickets import TicketStore, Transition
+
+logger = logging.getLogger(__name__)
+
+# Listeners run before the response to Slack (3 s): every Slack call in them is bounded.
+EPHEMERAL_TIMEOUT_SECONDS = 1.0
+HOME_TIMEOUT_SECONDS = 2.5
+# The trigger_id of a click expires after 3 s: the agent check, the reads and views.open
+# share this budget (a failure still leaves time for an ephemeral message).
+TRACE_TIMEOUT_SECONDS = 1.9
+TRACE_FAILED = "Sorry, I could not open the traces of {number}; please try again."
+CARD_BUTTON_ACTIONS = re.compile(r"^triage_(claim|unclaim|hand_back|resolve|reopen)$")
+
+
+class TriageFeature:
+    """Cards, buttons, handoff and App Home, as a `bot.wiring.Feature`.
+
+    It also observes the reply job (`SlackReplyJob.add_observer`) to refresh cards.
+    """
+
+    def __init__(self, *, member_cache_seconds: float = MEMBER_CACHE_SECONDS) -> None:
+        self._member_cache_seconds = member_cache_seconds
+        self._slack: SlackRuntime | None = None
+        self._store: TicketStore | None = None
+        self._directory: AgentDirectory | None = None
+
+    # --- Feature ------------------------------------------------------------------------
+
+    def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
+        self._bind(slack)
+        reply_job = slack.handlers.get(SLACK_MESSAGE_JOB)
+        if isinstance(reply_job, SlackReplyJob):
+            reply_job.add_observer(self)
+        settings = slack.settings
+        return {
+            TRIAGE_CARD_JOB: TriageCardJob(
+                slack.client,
+                self.store,
+                settings.support_triage_channel,
+                settings.support_agent_ids,
+            ),
+            CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
+        }
+
+    def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
+        self._bind(slack)
+
+        async def on_card_button(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            await self.card_button(body, action)
+
+        async def on_talk_to_human(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            await self.talk_to_human(body, action)
+
+        async def on_show_trace(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            await self.show_trace(body, action)
+
+        async def on_open_thread(ack: Any) -> None:
+            await ack()  # a link button: Slack opens the URL, we only acknowledge
+
+        async def on_home_opened(
+            event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+        ) -> None:
+            if event.get("tab", "home") != "home" or not event.get("user"):
+                return
+            team_id = str(body.get("team_id") or context.team_id or "")
+            await self.publish_home(str(event["user"]), team_id)
+
+        app.action(CARD_BUTTON_ACTIONS)(on_card_button)
+        app.action(TALK_TO_HUMAN_ACTION)(on_talk_to_human)
+        app.action(OPEN_THREAD_ACTION)(on_open_thread)
+        app.action(TRACE_ACTION)(on_show_trace)
+        app.event("app_home_opened")(on_home_opened)
+
+    # --- TicketObserver -----------------------------------------------------------------
+
+    async def ticket_changed(self, ticket_number: str, event: str) -> None:
+        ticket = await self.store.by_number(ticket_number)
+        if ticket is not None:
+            await self.refresh_card(ticket, event)
+
+    # --- actions ------------------------------------------------------------------------
+
+    @property
+    def slack(self) -> SlackRuntime:
+        assert self._slack is not None, "TriageFeature is not bound to a runtime yet"
+        return self._slack
+
+    @property
+    def store(self) -> TicketStore:
+        assert self._store is not None, "TriageFeature is not bound to a runtime yet"
+        return self._store
+
+    @property
+    def directory(self) -> AgentDirectory:
+        assert self._directory is not None, "TriageFeature is not bound to a runtime yet"
+        return self._directory
+
+    async def refresh_card(self, ticket: TicketInfo, event: str | None = None) -> bool:
+        """Queue a refresh of the ticket's card (once per ticket version and event)."""
+        if not self.slack.settings.support_triage_channel:
+            return False
+        created: bool = await self.slack.intake.enqueue(
+            TRIAGE_CARD_JOB,
+            f"{TRIAGE_CARD_JOB}:{ticket.id}:{ticket.version}:{event or 'update'}",
+            {"ticket_id": ticket.id, "event": event},
+        )
+        return created
+
+    async def card_button(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        number = str(action.get("value") or "")
+        if not await self.directory.is_agent(user):
+            await self.ephemeral(channel, user, NOT_AN_AGENT)
+            return
+        ticket = await self.store.by_number(number)
+        if ticket is None:
+            await self.ephemeral(channel, user, refusal_text("not_found", number, None))
+            return
+        action_id = str(action.get("action_id"))
+        result: Transition
+        if action_id == CLAIM_ACTION:
+            result = await self.store.claim(ticket.id, user)
+        elif action_id == UNCLAIM_ACTION:
+            result = await self.store.unclaim(ticket.id, user)
+        elif action_id == HAND_BACK_ACTION:
+            result = await self.store.hand_back(ticket.id)
+        elif action_id == RESOLVE_ACTION:
+            result = await self.store.resolve(ticket.id, user)
+        elif action_id == REOPEN_ACTION:
+            result = await self.store.reopen(ticket.id)
+        else:
+            return
+        logger.info("%s on %s by %s: %s", action_id, number, user, result.reason or "ok")
+        if result.ticket is not None:
+            # On a refusal too: the card the agent looked at may be out of date.
+            await self.refresh_card(result.ticket, action_id if result.ok else None)
+        if not result.ok:
+            await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
+
+    async def talk_to_human(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        number = str(action.get("value") or "")
+        ticket = await self.store.by_number(number)
+        if ticket is None:
+            await self.ephemeral(channel, user, refusal_text("not_found", number, None))
+            return
+        customer = user == ticket.slack_user_id
+        if not customer and not await self.directory.is_agent(user):
+            await self.ephemeral(channel, user, NOT_YOUR_TICKET)
+            return
+        reason = (
+            "the customer pressed Talk to a person" if customer else "an agent asked for a person"
+        )
+        result = await self.store.escalate(ticket.id, reason)
+        if not result.ok or result.ticket is None:
+            await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
+            return
+        escalated = result.ticket
+        message = body.get("message") or {}
+        container = body.get("container") or {}
+        replace = None
+        if message.get("blocks") and container.get("message_ts"):
+            replace = {
+                "channel": str(container.get("channel_id") or channel),
+                "ts": str(container["message_ts"]),
+                "blocks": without_handoff_button(list(message["blocks"]), number),
+                "text": str(message.get("text") or ""),
+            }
+        await self.slack.intake.enqueue(
+            CUSTOMER_NOTICE_JOB,
+            f"handoff_notice:{escalated.id}:{escalated.version}",
+            {
+                "channel": escalated.channel_id,
+                "thread_ts": escalated.thread_ts,
+                "text": HANDOFF_NOTICE,
+                "ticket": escalated.number,
+                "replace": replace,
+            },
+        )
+        await self.refresh_card(escalated, ESCALATED)
+
+    async def show_trace(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
+        """Open a modal with the ticket's latest traces, for support agents only."""
+        started = time.monotonic()
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        number = str(action.get("value") or "")
+        if not await self.directory.is_agent(user):
+            await self.ephemeral(channel, user, NOT_AN_AGENT)
+            return
+        try:
+            budget = max(0.2, TRACE_TIMEOUT_SECONDS - (time.monotonic() - started))
+            async with asyncio.timeout(budget):
+                view = await self.trace_view(number)
+                if view is not None:
+                    await self.slack.client.views_open(
+                        trigger_id=str(body.get("trigger_id") or ""), view=view
+                    )
+        except Exception as exc:
+            logger.warning("could not show the traces of %s to %s: %s", number, user, exc)
+            await self.ephemeral(channel, user, TRACE_FAILED.format(number=escape(number)))
+            return
+        if view is None:
+            await self.ephemeral(channel, user, refusal_text("not_found", number, None))
+
+    async def trace_view(self, number: str) -> View | None:
+        """The trace modal of ticket `number` (None: no such ticket)."""
+        ticket = await self.store.by_number(number)
+        if ticket is None:
+            return None
+        run_ids = await self.store.latest_run_ids(ticket.id, limit=MAX_TRACE_RUNS)
+        traces = TraceStore(self.slack.core.db.sessions)
+        runs = [run for run_id in run_ids if (run := await traces.load(run_id)) is not None]
+        return trace_modal(ticket.number, runs)
+
+    async def publish_home(self, user: str, team_id: str) -> None:
+        """Build and publish a user's App Home; failures are logged (it is re-published on
+        the next visit), never turned into a redelivery."""
+        try:
+            async with asyncio.timeout(HOME_TIMEOUT_SECONDS):
+                view = await self.home_view(user, team_id)
+                await self.slack.client.views_publish(user_id=user, view=view)
+        except Exception as exc:
+            logger.warning("could not publish the App Home of %s: %s", user, exc)
+
+    async def home_view(self, user: str, team_id: str) -> View:
+        now = utcnow()
+        if await self.directory.is_agent(user):
+            tickets = await self.store.list_tickets(ACTIVE_STATUSES, limit=200)
+            return agent_home(tickets, await self.store.counts(), now)
+        sessions = self.slack.core.db.sessions
+        customer = await get_or_create_customer(sessions, user, team_id)
+        tickets = await self.store.for_user(team_id, user)
+        return customer_home(tickets, await customer_records(sessions, customer.id), now)
+
+    async def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Tell one person something in `channel` (best effort, bounded in time)."""
+        if not channel or not user:
+            return
+        try:
+            async with asyncio.timeout(EPHEMERAL_TIMEOUT_SECONDS):
+                await self.slack.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except Exception as exc:
+            logger.info("could not post an ephemeral message to %s: %s", user, exc)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _bind(self, slack: SlackRuntime) -> None:
+        if self._slack is slack:
+            return
+        self._slack = slack
+        self._store = TicketStore(slack.core.db.sessions)
+        self._directory = AgentDirectory(
+            slack.client,
+            slack.settings.support_agent_ids,
+            slack.settings.support_triage_channel,
+            ttl=self._member_cache_seconds,
+        )
+
+
+__all__ = ["TriageFeature"]

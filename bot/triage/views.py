@@ -1,0 +1,315 @@
+"""Block Kit for the support team's triage channel: pure functions, no I/O.
+
+One card per ticket, edited in place as the conversation goes on: who, what they asked
+(intents, tasks with their parameters), what the bot did (case ids, RMAs), the status
+and assignee, and buttons that follow the status:
+
+| status            | buttons                                   |
+|-------------------|-------------------------------------------|
+| open, waiting     | Claim · Resolve · Open thread             |
+| escalated         | Claim · Hand back to bot · Resolve · Open |
+| claimed           | Unclaim (hands back to bot) · Resolve · Open |
+| resolved          | Reopen · Open thread                      |
+
+and always Trace (the bot's runs on the ticket, in a modal: `bot.triage.trace_views`).
+Every button's value is the ticket number. Everything that came from a customer or an
+LLM (summary, task parameters, reasons) is escaped: it can never ping or fake a link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.blocks import escape
+from bot.messages.views import TALK_TO_HUMAN_ACTION
+from storage.ticket_info import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
+
+Block = dict[str, Any]
+
+CLAIM_ACTION = "triage_claim"
+UNCLAIM_ACTION = "triage_unclaim"
+HAND_BACK_ACTION = "triage_hand_back"
+RESOLVE_ACTION = "triage_resolve"
+REOPEN_ACTION = "triage_reopen"
+OPEN_THREAD_ACTION = "triage_open_thread"
+TRACE_ACTION = "show_trace"  # opens the ticket's traces (agents only): bot.triage.trace_views
+TRIAGE_ACTIONS = (CLAIM_ACTION, UNCLAIM_ACTION, HAND_BACK_ACTION, RESOLVE_ACTION, REOPEN_ACTION)
+
+CARD_EVENT_TYPE = "supportbot_triage_card"
+CARD_BLOCK_ID = "triage_card_actions"
+MAX_LIST_ITEMS = 12
+MAX_FIELD_CHARS = 1900  # a section field holds at most 2000 characters
+MAX_TEXT_CHARS = 2900
+MAX_QUOTE_CHARS = 500
+
+STATUS_EMOJI = {
+    OPEN: ":large_blue_circle:",
+    WAITING: ":hourglass_flowing_sand:",
+    ESCALATED: ":rotating_light:",
+    CLAIMED: ":raising_hand:",
+    RESOLVED: ":white_check_mark:",
+}
+TASK_LABELS = {
+    "billing_inquiry": "Billing inquiry",
+    "product_return": "Product return",
+    "status_update": "Status update",
+}
+HANDOFF_NOTICE = (
+    "Thanks, I've passed this conversation to our support team; a person will follow up "
+    "in this thread shortly."
+)
+HANDOFF_ACKNOWLEDGED = "You asked for a person · the support team has been notified"
+
+
+def age(delta: dt.timedelta) -> str:
+    """'just now', '5m', '3h', '2d'."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86_400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86_400}d"
+
+
+def slack_date(when: dt.datetime) -> str:
+    """A date Slack shows in the reader's time zone, with a UTC fallback."""
+    fallback = when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def thread_url_fallback(team_id: str, channel_id: str, thread_ts: str) -> str | None:
+    """A link to a thread without asking Slack (`chat.getPermalink` is preferred)."""
+    if not team_id or not channel_id or not thread_ts:
+        return None
+    return f"https://app.slack.com/client/{team_id}/{channel_id}/thread/{channel_id}-{thread_ts}"
+
+
+def label(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def format_task(task: dict[str, Any]) -> str:
+    """'Product return — Wireless Mouse (incompatible with my laptop)', escaped."""
+    kind = str(task.get("kind") or "task")
+    params = {k: v for k, v in task.items() if k != "kind" and v not in (None, "")}
+    reason = params.pop("reason", None)
+    detail = ", ".join(str(value) for value in params.values())
+    text = TASK_LABELS.get(kind, label(kind).capitalize())
+    if detail:
+        text += f" — {detail}"
+    if reason:
+        text += f" ({reason})"
+    return escape(text)
+
+
+def bullets(items: Iterable[str], limit: int = MAX_LIST_ITEMS) -> str:
+    listed = list(items)
+    lines = [f"• {item}" for item in listed[:limit]]
+    if len(listed) > limit:
+        lines.append(f"… and {len(listed) - limit} more")
+    return "\n".join(lines)[:MAX_FIELD_CHARS]
+
+
+def assignee_text(ticket: TicketInfo) -> str:
+    if ticket.status == CLAIMED and ticket.assignee:
+        return f"<@{ticket.assignee}>"
+    if ticket.status == RESOLVED and ticket.assignee:
+        return f"resolved by <@{ticket.assignee}>"
+    return "_unassigned_"
+
+
+def card_text(ticket: TicketInfo) -> str:
+    """The card's plain-text fallback (notifications, screen readers)."""
+    parts = [ticket.number, ticket.status_label, ticket.summary or "new conversation"]
+    return escape(" · ".join(parts))[:MAX_TEXT_CHARS]
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    element: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def card_buttons(ticket: TicketInfo, thread_url: str | None) -> Block:
+    value = ticket.number
+    elements: list[Block] = []
+    if ticket.status == RESOLVED:
+        elements.append(button("Reopen", REOPEN_ACTION, value))
+    else:
+        if ticket.status == CLAIMED:
+            elements.append(button("Unclaim (hand back to bot)", UNCLAIM_ACTION, value))
+        else:
+            elements.append(button("Claim", CLAIM_ACTION, value, "primary"))
+        if ticket.status == ESCALATED:
+            elements.append(button("Hand back to bot", HAND_BACK_ACTION, value))
+        elements.append(button("Resolve", RESOLVE_ACTION, value))
+    if thread_url:
+        link = button("Open thread", OPEN_THREAD_ACTION, value)
+        link["url"] = thread_url
+        elements.append(link)
+    elements.append(button("Trace", TRACE_ACTION, value))
+    return {"type": "actions", "block_id": CARD_BLOCK_ID, "elements": elements}
+
+
+def is_direct_message(ticket: TicketInfo) -> bool:
+    return ticket.channel_id.startswith("D")
+
+
+def card_blocks(
+    ticket: TicketInfo, thread_url: str | None = None, latest: str | None = None
+) -> list[Block]:
+    """The triage card of one ticket; `latest` is the customer's latest message.
+
+    A direct message between a customer and the bot is private: agents can neither open
+    nor answer it, so its card has no thread link and says to contact the customer.
+    """
+    emoji = STATUS_EMOJI.get(ticket.status, ":grey_question:")
+    heading = f"{emoji} *{escape(ticket.number)}* · {escape(ticket.status_label)}"
+    heading += f" · from <@{ticket.slack_user_id}>" if ticket.slack_user_id else ""
+    summary = escape(ticket.summary) if ticket.summary else "_new conversation_"
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{heading}\n{summary}"}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Status*\n{escape(ticket.status_label)}"},
+                {"type": "mrkdwn", "text": f"*Assignee*\n{assignee_text(ticket)}"},
+                {
+                    "type": "mrkdwn",
+                    "text": "*Intents*\n"
+                    + (escape(", ".join(label(i) for i in ticket.intents)) or "_none yet_"),
+                },
+                {"type": "mrkdwn", "text": f"*Opened*\n{slack_date(ticket.created_at)}"},
+            ],
+        },
+    ]
+    if ticket.tasks:
+        text = "*Tasks*\n" + bullets(format_task(task) for task in ticket.tasks)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    if ticket.actions:
+        text = "*Actions taken*\n" + bullets(escape(action) for action in ticket.actions)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    if latest:
+        quoted = escape(" ".join(latest.split()))
+        if len(quoted) > MAX_QUOTE_CHARS:
+            quoted = quoted[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Latest message*\n>{quoted}"}}
+        )
+    if ticket.status in (ESCALATED, CLAIMED) and ticket.escalation_reason:
+        reason = escape(ticket.escalation_reason)[:MAX_FIELD_CHARS]
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f":warning: *Escalated:* {reason}"},
+            }
+        )
+    if is_direct_message(ticket):
+        where = "a direct message with the bot (private: contact the customer directly)"
+        thread_url = None
+    else:
+        where = f"<#{ticket.channel_id}>"
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"In {where} · updated {slack_date(ticket.updated_at)}",
+                }
+            ],
+        }
+    )
+    blocks.append(card_buttons(ticket, thread_url))
+    return blocks
+
+
+def escalation_notice(ticket: TicketInfo, agent_ids: Sequence[str]) -> str:
+    """The thread reply on the card that tells the agents a person is needed."""
+    mentions = " ".join(f"<@{agent}>" for agent in agent_ids) or "<!here>"
+    reason = escape(ticket.escalation_reason or "a person was asked for")
+    return (
+        f":rotating_light: {mentions} {escape(ticket.number)} needs a person: {reason}. "
+        "Claim it on the card above; the bot stays quiet in the thread until it is handed "
+        "back or resolved."
+    )
+
+
+TRANSITION_REFUSALS = {
+    "claimed": "{number} is already claimed by <@{assignee}>.",
+    "yours": "You already have {number}.",
+    "resolved": "{number} is resolved; reopen it first.",
+    "not_claimed": "{number} is not claimed.",
+    "already": "{number} is already {status}.",
+    "busy": "A person from the support team already has {number}.",
+    "not_found": "There is no ticket {number}.",
+}
+
+
+def refusal_text(reason: str, number: str, ticket: TicketInfo | None) -> str:
+    """Why a button did nothing, for an ephemeral message to whoever pressed it."""
+    template = TRANSITION_REFUSALS.get(reason, "Nothing changed on {number}.")
+    return template.format(
+        number=escape(number),
+        assignee=(ticket.assignee if ticket and ticket.assignee else "someone"),
+        status=(ticket.status_label.lower() if ticket else "in that state"),
+    )
+
+
+NOT_AN_AGENT = (
+    "Only the support team can do that: you need to be a configured support agent or a "
+    "member of the triage channel."
+)
+NOT_YOUR_TICKET = "Only the person who started this conversation can ask for a person here."
+
+
+def without_handoff_button(blocks: list[Block], ticket_number: str) -> list[Block]:
+    """A reply's blocks once its "Talk to a person" button was pressed: the button
+    becomes a note, so it is not pressed twice."""
+    kept: list[Block] = []
+    for block in blocks:
+        elements = block.get("elements") or []
+        if block.get("type") == "actions" and any(
+            element.get("action_id") == TALK_TO_HUMAN_ACTION for element in elements
+        ):
+            note = f"{escape(ticket_number)} · {HANDOFF_ACKNOWLEDGED}"
+            kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+        else:
+            kept.append(block)
+    return kept
+
+
+__all__ = [
+    "CARD_EVENT_TYPE",
+    "CLAIM_ACTION",
+    "HANDOFF_NOTICE",
+    "HAND_BACK_ACTION",
+    "NOT_AN_AGENT",
+    "NOT_YOUR_TICKET",
+    "OPEN_THREAD_ACTION",
+    "REOPEN_ACTION",
+    "RESOLVE_ACTION",
+    "TRACE_ACTION",
+    "TRIAGE_ACTIONS",
+    "UNCLAIM_ACTION",
+    "age",
+    "card_blocks",
+    "card_buttons",
+    "card_text",
+    "escalation_notice",
+    "format_task",
+    "refusal_text",
+    "slack_date",
+    "thread_url_fallback",
+    "without_handoff_button",
+]

@@ -1,0 +1,1 @@
+"""The FAQ chain (questions -> answers -> sources, `chain`) and one stored run (`runs`)."""

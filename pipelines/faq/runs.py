@@ -1,0 +1,70 @@
+"""One FAQ run end to end: trace it, run the chain, store the FAQ as knowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.config import LLMSettings
+from pipelines.faq.chain import FaqItem, FaqResult, Mode, Progress, SourceDocument, build_faq
+from pipelines.llm.base import LLM
+from pipelines.steps import PipelineContext, Trace
+from pipelines.tracing import TraceStore
+from storage.db import Database
+from storage.faqs import StoredDocument, StoredEntry, find_faq, save_faq
+
+
+@dataclass(frozen=True)
+class FaqRun:
+    result: FaqResult
+    run_id: str
+    faq_id: int | None
+
+
+async def create_faq(
+    db: Database,
+    llm: LLM,
+    settings: LLMSettings,
+    docs: list[SourceDocument],
+    n: int,
+    mode: Mode = "parallel",
+    progress: Progress | None = None,
+    created_by: str = "",
+    channel_id: str | None = None,
+    title: str = "FAQ",
+    request_key: str | None = None,
+) -> FaqRun:
+    """Build the FAQ with a saved trace; store it (and its documents) when it has entries.
+
+    With a `request_key` (e.g. the /faq job's key), a request whose FAQ is already stored
+    (a retry after a crash) gets that FAQ back instead of building and storing another.
+    """
+    if request_key is not None and (done := await find_faq(db.sessions, request_key)):
+        items = [FaqItem(question=e.question, answer=e.answer, sources=list(e.sources))
+                 for e in done.entries]  # fmt: skip
+        return FaqRun(result=FaqResult(items=items), run_id=done.run_id or "", faq_id=done.id)
+    trace = Trace("faq", {"documents": [d.title for d in docs], "n": n, "mode": mode}, created_by)
+    traces = TraceStore(db.sessions)
+    try:
+        result = await build_faq(PipelineContext(llm, settings, trace), docs, n, mode, progress)
+    except Exception as exc:
+        await traces.save(trace, status="error", error=f"{type(exc).__name__}: {exc}")
+        raise
+    await traces.save(
+        trace,
+        status="ok",
+        output={"questions": len(result.items), "notes": result.notes},
+    )
+    faq_id = None
+    if result.items:
+        faq_id = await save_faq(
+            db.sessions,
+            title=title,
+            documents=[StoredDocument(d.title, d.text) for d in docs],
+            entries=[StoredEntry(i.question, i.answer, i.sources) for i in result.items],
+            mode=mode,
+            run_id=trace.run_id,
+            created_by=created_by,
+            channel_id=channel_id,
+            request_key=request_key,
+        )
+    return FaqRun(result=result, run_id=trace.run_id, faq_id=faq_id)

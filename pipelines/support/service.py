@@ -1,0 +1,182 @@
+"""`SupportService`: answers one customer message end to end.
+
+It provisions the customer, keeps the ticket and its turns, runs the routing /
+orchestration pipeline with a trace, and returns the reply for the Slack layer to post.
+Everything it writes is keyed on the message (turns on its ts, side effects on the
+request id), so processing the same message twice writes nothing twice.
+
+While a person has the conversation (its ticket is escalated or claimed, see
+`storage.tickets`), the customer's message is recorded and nothing is answered: the
+reply comes back `silent`, and the Slack layer posts nothing. A support agent's own
+message (a configured agent id, e.g. one that @-mentions the bot) is still answered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pipelines.config import LLMSettings
+from pipelines.llm.base import LLM, LLMUnavailable
+from pipelines.llm.offline import OFFLINE_MODEL
+from pipelines.steps import PipelineContext, StepFailed, Trace
+from pipelines.support.contracts import IncomingMessage, SupportReply
+from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
+from pipelines.support.knowledge import KnowledgeBase
+from pipelines.support.orchestrator import build_workers
+from pipelines.support.request import Outcome, SupportRequest
+from pipelines.support.routing import HANDOFF_TEXT, answer_message
+from pipelines.tracing import TraceStore
+from storage.backends import Actor, BusinessSystems
+from storage.catalog import demo_ids, get_or_create_customer
+from storage.conversations import ConversationStore, ThreadKey
+from storage.db import Database
+from storage.models import utcnow
+from storage.ticket_info import HUMAN_STATUSES
+from storage.tickets import TicketStore
+
+FLOOD_LIMIT = 20  # messages per user per window before the bot slows down
+FLOOD_WINDOW_S = 60
+FLOOD_TEXT = (
+    "You're sending messages faster than I can answer them well. I'll pick up again in a "
+    "minute; to reach a person now, press *Talk to a person*."
+)
+NO_WORDS_TEXT = (
+    "I didn't catch a question there. Could you tell me what you need help with? For "
+    "example: where an order is, a product to return, or a question about an invoice."
+)
+TRUNCATED_NOTE = "\n\n_(Your message was long; I read the first {limit:,} characters.)_"
+
+
+def provider_label(name: str, trace: Trace) -> str:
+    """The provider that answered; "degraded" when the offline one stood in for some steps."""
+    if name != "offline" and any(step.model == OFFLINE_MODEL for step in trace.steps):
+        return "degraded"
+    return name
+
+
+class SupportService:
+    def __init__(
+        self,
+        db: Database,
+        llm: LLM,
+        settings: LLMSettings,
+        agent_ids: frozenset[str] = frozenset(),
+        flood_limit: int = FLOOD_LIMIT,
+    ) -> None:
+        self.db = db
+        self.llm = llm
+        self.settings = settings
+        self.agent_ids = agent_ids
+        self.flood_limit = flood_limit
+        self.conversations = ConversationStore(db.sessions)
+        self.tickets = TicketStore(db.sessions)
+        self.traces = TraceStore(db.sessions)
+        self.knowledge = KnowledgeBase(db.sessions)
+        self.workers = build_workers(BusinessSystems(db.sessions))
+
+    async def handle(self, message: IncomingMessage) -> SupportReply:
+        """Answer `message`; raise `LLMUnavailable` when the provider is down (retry later)."""
+        cleaned = clean_message(message.text)
+        customer = await get_or_create_customer(self.db.sessions, message.user_id, message.team_id)
+        key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
+        ticket = await self.conversations.open_ticket(key, message.user_id, customer.id)
+        history = await self.conversations.history(ticket.id, before_ts=message.message_ts)
+        await self.conversations.add_turn(
+            ticket.id, "customer", message.message_ts, cleaned.text, message.user_id
+        )
+        is_agent = message.user_id in self.agent_ids
+        if ticket.status in HUMAN_STATUSES and not is_agent:
+            await self.tickets.touch(ticket.id)
+            return self._silent(ticket.ticket_number or "", escalated=True)
+        flood = await self._flood_state(message.user_id, is_agent)
+        if flood == "quiet":
+            return self._silent(ticket.ticket_number or "")
+        trace = Trace(
+            "support", {"chars": cleaned.original_chars, "ticket": ticket.ticket_number},
+            message.user_id,
+        )  # fmt: skip
+        if flood == "warn":
+            outcome = Outcome(text=FLOOD_TEXT, summary="rate-limited")
+        elif not cleaned.has_words:
+            outcome = Outcome(text=NO_WORDS_TEXT, summary="no question")
+        else:
+            ids = await demo_ids(self.db.sessions, customer.id)
+            request = SupportRequest(
+                request_id=message.request_id,
+                text=cleaned.text,
+                actor=Actor(
+                    customer_id=customer.id, slack_user_id=message.user_id, is_agent=is_agent
+                ),
+                history=history,
+                products=ids.products,
+            )
+            outcome = await self._run(trace, request)
+            if cleaned.truncated:
+                outcome.text += TRUNCATED_NOTE.format(limit=MAX_MESSAGE_CHARS)
+        await self.conversations.add_turn(
+            ticket.id, "bot", f"reply-to:{message.message_ts}", outcome.text, run_id=trace.run_id
+        )
+        updated = await self.tickets.record_outcome(
+            ticket.id,
+            intents=outcome.intents,
+            tasks=outcome.tasks,
+            actions=outcome.actions,
+            summary=outcome.summary or None,
+            escalation_reason=outcome.escalation_reason,
+        )
+        return SupportReply(
+            text=outcome.text,
+            ticket_number=updated.number,
+            intents=outcome.intents,
+            actions=outcome.actions,
+            escalated=outcome.escalated,
+            run_id=trace.run_id if trace.steps else "",
+            provider=provider_label(self.llm.name, trace),
+        )
+
+    def _silent(self, ticket_number: str, escalated: bool = False) -> SupportReply:
+        """Recorded, not answered: a person has the thread, or the user is flooding."""
+        return SupportReply(
+            text="",
+            ticket_number=ticket_number,
+            escalated=escalated,
+            silent=True,
+            run_id="",
+            provider=self.llm.name,
+        )
+
+    async def _flood_state(self, slack_user_id: str, is_agent: bool) -> str:
+        """ "ok", "warn" (the first message over the limit: say so politely) or "quiet".
+
+        Counted from stored turns, so the limit holds across threads and processes.
+        """
+        if is_agent:
+            return "ok"
+        since = utcnow() - dt.timedelta(seconds=FLOOD_WINDOW_S)
+        count = await self.conversations.customer_turns_since(slack_user_id, since)
+        if count <= self.flood_limit:
+            return "ok"
+        return "warn" if count == self.flood_limit + 1 else "quiet"
+
+    async def _run(self, trace: Trace, request: SupportRequest) -> Outcome:
+        ctx = PipelineContext(self.llm, self.settings, trace)
+        try:
+            outcome = await answer_message(ctx, request, self.workers, self.knowledge)
+        except LLMUnavailable as exc:
+            await self.traces.save(trace, status="error", error=f"provider unavailable: {exc}")
+            raise
+        except StepFailed as exc:
+            # The model kept answering out of schema: tell the customer honestly and hand
+            # the conversation to a person rather than guessing.
+            await self.traces.save(trace, status="error", error=str(exc))
+            return Outcome(
+                text=HANDOFF_TEXT,
+                escalation_reason="the assistant could not understand the request",
+                summary="assistant failed",
+            )
+        await self.traces.save(
+            trace,
+            status="ok",
+            output={"text": outcome.text, "actions": outcome.actions, "intents": outcome.intents},
+        )
+        return outcome
