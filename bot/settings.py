@@ -6,7 +6,7 @@ the missing variables instead of a traceback deep inside an SDK.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -14,6 +14,8 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from pipelines.config import LLMSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///supportbot.db"
+
+LogFormat = Literal["text", "json"]
 
 
 class SettingsError(Exception):
@@ -47,6 +49,7 @@ class Settings(LLMSettings):
 
     port: int = Field(default=3000, ge=1, le=65535)
     log_message_text: bool = False
+    log_format: LogFormat = "text"  # `bot.logs`: a terminal's lines, or JSON for a collector
 
     @field_validator("support_channels", "support_agent_ids", mode="before")
     @classmethod
