@@ -18,7 +18,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -171,7 +171,7 @@ async def serve(
     port: int | None = None,
     concurrency: int = 4,
     lease_seconds: float = 60.0,
-    features: tuple[Feature, ...] = (),
+    features: Sequence[Feature] | None = None,
 ) -> None:
     """`supportbot serve`: HTTP mode (or Socket Mode), with an embedded worker by default."""
     require_for_serve(settings, socket_mode)
@@ -210,7 +210,7 @@ async def run_worker(
     concurrency: int = 8,
     lease_seconds: float = 60.0,
     metrics_port: int | None = None,
-    features: tuple[Feature, ...] = (),
+    features: Sequence[Feature] | None = None,
 ) -> None:
     """`supportbot worker`: the worker loop alone, until SIGINT/SIGTERM."""
     try:

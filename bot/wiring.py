@@ -1,12 +1,15 @@
-"""Wiring the Slack layer of one process: client, queue, intake, job handlers, features.
+"""Wiring the Slack layer of one process: client, jobs, intake, job handlers, features.
 
 Built on `bot.runtime.open_runtime` (database, LLM, `SupportService`). `serve`, `serve
---socket` and `worker` all open the same `SlackRuntime`; they differ only in what they
-run (HTTP server, Socket Mode connection, worker loop).
+--socket`, `worker` and `python -m bot.cli.server` all open the same `SlackRuntime` with the
+same `FEATURES`; they differ only in what they run (HTTP server, Socket Mode connection,
+worker loop).
 
-Other features (triage buttons, App Home, /faq) plug in as a `Feature`: it registers its
-listeners on the Bolt app and contributes job handlers for the kinds it enqueues, so the
-same feature works in a `serve` process and in a separate `worker` process.
+Customer messages are the core (`bot.messages`); everything else plugs in as a `Feature`:
+it registers its listeners on the Bolt app, contributes job handlers for the kinds it
+submits and sections to App Home, so the same feature works in a `serve` process and in a
+separate `worker` process. A new feature is a package under `bot/` and one line in
+`FEATURES`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -26,16 +29,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
 from bot.app import build_app, build_client
+from bot.faq.feature import FaqFeature
+from bot.home.feature import HomeFeature, HomeSection
+from bot.jobs import Jobs
 from bot.messages.intake import SLACK_MESSAGE_JOB, Intake, IntakeConfig
 from bot.messages.reply_job import FATAL_SLACK_ERRORS, AnswersMessages, SlackReplyJob
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings, SettingsError
+from bot.triage.agents import AgentDirectory
+from bot.triage.feature import TriageFeature
 from bot.worker import JobHandler, Worker
 from pipelines.llm.base import LLM
 from storage.conversations import ConversationStore
 from storage.db import create_engine, is_sqlite
 from storage.migrate import upgrade
-from storage.queue import JobQueue
+from storage.queue import DEFAULT_MAX_ATTEMPTS, JobQueue
 from storage.tickets import TicketStore
 
 logger = logging.getLogger(__name__)
@@ -51,23 +59,48 @@ class Feature(Protocol):
         ...
 
     def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
-        """Handlers for the job kinds this feature enqueues."""
+        """Handlers for the job kinds this feature submits."""
         ...
+
+    def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
+        """What this feature shows in App Home (`bot.home`); empty for none."""
+        ...
+
+
+def default_features() -> list[Feature]:
+    """The features of every entry point, in App Home's order. Add yours here."""
+    return [HomeFeature(), TriageFeature(), FaqFeature()]
 
 
 @dataclass
 class SlackRuntime:
     core: Runtime
     client: AsyncWebClient
-    queue: JobQueue
+    jobs: Jobs
     intake: Intake
     service: AnswersMessages
+    agents: AgentDirectory
     features: Sequence[Feature] = ()
     handlers: dict[str, JobHandler] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
         return self.core.settings
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.jobs.queue
+
+    async def submit(
+        self,
+        kind: str,
+        key: str,
+        payload: dict[str, Any],
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> bool:
+        """Store a durable job once per `key` and wake the embedded worker (`bot.jobs`)."""
+        return await self.jobs.submit(kind, key, payload, max_attempts=max_attempts)
 
     def build_app(self, *, socket_mode: bool = False) -> AsyncApp:
         return build_app(
@@ -95,7 +128,7 @@ class SlackRuntime:
             shutdown_grace=shutdown_grace,
             throttle=self.intake.busy,
         )
-        self.intake.notify(worker.wake)  # an embedded worker starts at once, without polling
+        self.jobs.on_submitted(worker.wake)  # an embedded worker starts at once, without polling
         return worker
 
 
@@ -150,22 +183,23 @@ async def open_slack_runtime(
     *,
     service: AnswersMessages | None = None,
     llm: LLM | None = None,
-    features: Sequence[Feature] = (),
+    features: Sequence[Feature] | None = None,
     migrate: bool = True,
     backoff_base: float = 4.0,
     backoff_cap: float = 300.0,
 ) -> AsyncIterator[SlackRuntime]:
     """Migrate, then yield everything a serve or worker process needs.
 
-    `service` replaces the `SupportService` (tests use slow or failing stand-ins).
+    `service` replaces the `SupportService` (tests use slow or failing stand-ins);
+    `features` replaces `default_features()` (tests pick the ones they exercise).
     """
     if migrate:
         await apply_migrations(settings.database_url)
     async with open_runtime(settings, llm=llm, migrate=False) as core:
-        job_queue = JobQueue(core.db, backoff_base=backoff_base, backoff_cap=backoff_cap)
+        jobs = Jobs(JobQueue(core.db, backoff_base=backoff_base, backoff_cap=backoff_cap))
         conversations = ConversationStore(core.db.sessions)
         intake = Intake(
-            job_queue,
+            jobs,
             conversations,
             IntakeConfig(
                 support_channels=frozenset(settings.support_channels),
@@ -178,17 +212,20 @@ async def open_slack_runtime(
         slack = SlackRuntime(
             core=core,
             client=client,
-            queue=job_queue,
+            jobs=jobs,
             intake=intake,
             service=answer,
-            features=features,
+            agents=AgentDirectory(
+                client, settings.support_agent_ids, settings.support_triage_channel
+            ),
+            features=default_features() if features is None else features,
             handlers={
                 SLACK_MESSAGE_JOB: SlackReplyJob(
                     client, answer, conversations, TicketStore(core.db.sessions)
                 )
             },
         )
-        for feature in features:
+        for feature in slack.features:
             slack.handlers.update(feature.job_handlers(slack))
         yield slack
 
@@ -198,5 +235,6 @@ __all__ = [
     "SlackRuntime",
     "apply_migrations",
     "check_slack_token",
+    "default_features",
     "open_slack_runtime",
 ]

@@ -20,10 +20,8 @@ from bot.cli.errors import fail, one_line_errors
 from bot.cli.eval import register as register_eval
 from bot.cli.server import register as register_server
 from bot.cli.tickets import register as register_tickets
-from bot.faq.feature import FaqFeature
 from bot.runtime import open_runtime
 from bot.settings import load_settings
-from bot.triage.feature import TriageFeature
 from pipelines.documents.extract import load_documents
 from pipelines.faq.chain import MAX_QUESTIONS, faq_markdown
 from pipelines.faq.runs import create_faq
@@ -289,7 +287,7 @@ def forget(
 
 
 register_eval(app)
-register_server(app, features=[FaqFeature, TriageFeature])
+register_server(app)
 register_tickets(app)
 
 

@@ -11,31 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bot.cli.errors import one_line_errors
-from bot.settings import load_settings
-
-FeatureFactory = Callable[[], object]
+from bot.settings import Settings, load_settings
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # slack_sdk logs every request body at DEBUG; keep it quiet, tokens and texts included.
-    logging.getLogger("slack_sdk").setLevel(logging.WARNING)
-    logging.getLogger("slack_bolt").setLevel(logging.WARNING)
+def _configure_logging(settings: Settings) -> None:
+    # Imported here like the rest of the running side; it also quiets slack_sdk/slack_bolt,
+    # which log request bodies (tokens, message texts) at DEBUG.
+    from bot.logs import configure_logging
+
+    configure_logging(settings)
 
 
-def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
-    """Add the serving commands to `app`. `features` build `bot.wiring.Feature`s."""
-
-    def build_features() -> tuple[Any, ...]:
-        return tuple(factory() for factory in features)
+def register(app: typer.Typer) -> None:
+    """Add the serving commands to `app`; each runs every feature of `bot.wiring`."""
 
     @app.command("serve")
     @one_line_errors
@@ -59,7 +52,7 @@ def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
         from bot.server import serve
 
         settings = load_settings()
-        _configure_logging()
+        _configure_logging(settings)
         asyncio.run(
             serve(
                 settings,
@@ -68,7 +61,6 @@ def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
                 host=host,
                 port=port,
                 concurrency=concurrency,
-                features=build_features(),
             )
         )
 
@@ -95,14 +87,13 @@ def register(app: typer.Typer, features: Sequence[FeatureFactory] = ()) -> None:
         from bot.server import run_worker
 
         settings = load_settings()
-        _configure_logging()
+        _configure_logging(settings)
         asyncio.run(
             run_worker(
                 settings,
                 concurrency=concurrency,
                 lease_seconds=lease_seconds,
                 metrics_port=metrics_port,
-                features=build_features(),
             )
         )
 

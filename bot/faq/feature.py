@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -43,8 +43,11 @@ from bot.faq.modal import (
 )
 from bot.faq.state import FaqJobRequest
 from bot.messages.reply_job import SLACK_CALL_ERRORS
-from bot.wiring import SlackRuntime
 from bot.worker import JobHandler
+
+if TYPE_CHECKING:
+    from bot.home.feature import HomeSection
+    from bot.wiring import SlackRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,9 @@ class FaqFeature:
             progress_interval=self.progress_interval,
         )
         return {FAQ_JOB: job}
+
+    def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
+        return ()
 
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
         async def on_command(
@@ -150,7 +156,7 @@ class FaqFeature:
                 "request": request.model_dump(mode="json"),
                 "enqueued_at": f"{time.time() - HISTORY_MARGIN_SECONDS:.6f}",
             }
-            created = await slack.queue.enqueue(
+            created = await slack.submit(
                 FAQ_JOB, faq_job_key(team_id, view_id), payload, max_attempts=self.max_attempts
             )
             logger.info(

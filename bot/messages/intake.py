@@ -34,11 +34,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
+from bot.jobs import Jobs
 from bot.metrics import EVENTS_ENQUEUED
 from pipelines.support.contracts import IncomingMessage
 from storage.conversations import ConversationStore, ThreadKey
 from storage.models import Ticket
-from storage.queue import JobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -109,17 +109,10 @@ INGRESS_QUIET_S = 0.25  # an event in this window means Slack is sending
 class Intake:
     """Turns Slack message events into queued jobs; the only thing the listeners call."""
 
-    def __init__(
-        self,
-        queue: JobQueue,
-        conversations: ConversationStore,
-        config: IntakeConfig,
-        on_enqueued: Callable[[], None] | None = None,
-    ) -> None:
-        self._queue = queue
+    def __init__(self, jobs: Jobs, conversations: ConversationStore, config: IntakeConfig) -> None:
+        self._jobs = jobs
         self._conversations = conversations
         self._config = config
-        self._on_enqueued = on_enqueued
         self._last_accepted = -INGRESS_QUIET_S
 
     def busy(self) -> bool:
@@ -130,17 +123,6 @@ class Intake:
         database work (Slack retries anything not acked within 3 s).
         """
         return time.monotonic() - self._last_accepted < INGRESS_QUIET_S
-
-    def notify(self, on_enqueued: Callable[[], None] | None) -> None:
-        """Call `on_enqueued` after each new job (wakes an embedded worker at once)."""
-        self._on_enqueued = on_enqueued
-
-    async def enqueue(self, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
-        """Queue a job of any kind (features use it) and wake an embedded worker."""
-        created = await self._queue.enqueue(kind, dedupe_key, payload)
-        if created and self._on_enqueued is not None:
-            self._on_enqueued()
-        return created
 
     async def reason(
         self, event: Event, event_type: str, team_id: str, bot_user_id: str | None
@@ -211,7 +193,7 @@ class Intake:
             "reason": reason,
             "assistant": assistant,
         }
-        created = await self.enqueue(SLACK_MESSAGE_JOB, key, payload)
+        created = await self._jobs.submit(SLACK_MESSAGE_JOB, key, payload)
         return self._count("enqueued" if created else "duplicate", event, event_id, reason)
 
     def _count(self, outcome: str, event: Event, event_id: str, reason: str | None = None) -> str:

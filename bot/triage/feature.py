@@ -33,10 +33,8 @@ What it adds to the bot:
   While the ticket is escalated or claimed the bot stays quiet in the customer's thread
   (`pipelines.support.service`), and agents' replies there are recorded as `agent` turns
   (`bot.messages.intake`); Unclaim, Hand back to bot and Resolve give the thread back to it.
-- **App Home** (`app_home_opened` -> `views.publish`): agents see the ticket counts and
-  the escalated, claimed and open tickets; customers see their tickets, orders and
-  returns. Published inline (a few indexed reads and one Slack call, bounded by a
-  timeout): it is idempotent and re-published on every visit.
+- **App Home section** (`bot.triage.home`): agents see the ticket counts and the
+  escalated, claimed and open tickets in App Home (`bot.home`).
 
 Listeners ack at once and only do quick work before the response (the app processes
 before responding): one conditional UPDATE, one enqueue, at most one ephemeral message.
@@ -52,18 +50,20 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import escape
-from bot.home.views import View, agent_home, customer_home
+from bot.home.feature import HomeSection
+from bot.home.views import View
 from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.messages.reply_job import SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
-from bot.triage.agents import MEMBER_CACHE_SECONDS, AgentDirectory
+from bot.triage.agents import AgentDirectory
 from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
+from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage.views import (
@@ -80,20 +80,18 @@ from bot.triage.views import (
     refusal_text,
     without_handoff_button,
 )
-from bot.wiring import SlackRuntime
 from bot.worker import JobHandler
 from pipelines.tracing import TraceStore
-from storage.catalog import get_or_create_customer
-from storage.models import utcnow
-from storage.ticket_info import ACTIVE_STATUSES, ESCALATED, TicketInfo
-from storage.ticket_queries import customer_records
+from storage.ticket_info import ESCALATED, TicketInfo
 from storage.tickets import TicketStore, Transition
+
+if TYPE_CHECKING:
+    from bot.wiring import SlackRuntime
 
 logger = logging.getLogger(__name__)
 
 # Listeners run before the response to Slack (3 s): every Slack call in them is bounded.
 EPHEMERAL_TIMEOUT_SECONDS = 1.0
-HOME_TIMEOUT_SECONDS = 2.5
 # The trigger_id of a click expires after 3 s: the agent check, the reads and views.open
 # share this budget (a failure still leaves time for an ephemeral message).
 TRACE_TIMEOUT_SECONDS = 1.9
@@ -102,16 +100,14 @@ CARD_BUTTON_ACTIONS = re.compile(r"^triage_(claim|unclaim|hand_back|resolve|reop
 
 
 class TriageFeature:
-    """Cards, buttons, handoff and App Home, as a `bot.wiring.Feature`.
+    """Cards, buttons, handoff and an App Home section, as a `bot.wiring.Feature`.
 
     It also observes the reply job (`SlackReplyJob.add_observer`) to refresh cards.
     """
 
-    def __init__(self, *, member_cache_seconds: float = MEMBER_CACHE_SECONDS) -> None:
-        self._member_cache_seconds = member_cache_seconds
+    def __init__(self) -> None:
         self._slack: SlackRuntime | None = None
         self._store: TicketStore | None = None
-        self._directory: AgentDirectory | None = None
 
     # --- Feature ------------------------------------------------------------------------
 
@@ -131,6 +127,10 @@ class TriageFeature:
             CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
         }
 
+    def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
+        self._bind(slack)
+        return [AgentQueueSection(self.store)]
+
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
         self._bind(slack)
 
@@ -149,19 +149,10 @@ class TriageFeature:
         async def on_open_thread(ack: Any) -> None:
             await ack()  # a link button: Slack opens the URL, we only acknowledge
 
-        async def on_home_opened(
-            event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
-        ) -> None:
-            if event.get("tab", "home") != "home" or not event.get("user"):
-                return
-            team_id = str(body.get("team_id") or context.team_id or "")
-            await self.publish_home(str(event["user"]), team_id)
-
         app.action(CARD_BUTTON_ACTIONS)(on_card_button)
         app.action(TALK_TO_HUMAN_ACTION)(on_talk_to_human)
         app.action(OPEN_THREAD_ACTION)(on_open_thread)
         app.action(TRACE_ACTION)(on_show_trace)
-        app.event("app_home_opened")(on_home_opened)
 
     # --- TicketObserver -----------------------------------------------------------------
 
@@ -184,14 +175,13 @@ class TriageFeature:
 
     @property
     def directory(self) -> AgentDirectory:
-        assert self._directory is not None, "TriageFeature is not bound to a runtime yet"
-        return self._directory
+        return self.slack.agents
 
     async def refresh_card(self, ticket: TicketInfo, event: str | None = None) -> bool:
         """Queue a refresh of the ticket's card (once per ticket version and event)."""
         if not self.slack.settings.support_triage_channel:
             return False
-        created: bool = await self.slack.intake.enqueue(
+        created: bool = await self.slack.submit(
             TRIAGE_CARD_JOB,
             f"{TRIAGE_CARD_JOB}:{ticket.id}:{ticket.version}:{event or 'update'}",
             {"ticket_id": ticket.id, "event": event},
@@ -260,7 +250,7 @@ class TriageFeature:
                 "blocks": without_handoff_button(list(message["blocks"]), number),
                 "text": str(message.get("text") or ""),
             }
-        await self.slack.intake.enqueue(
+        await self.slack.submit(
             CUSTOMER_NOTICE_JOB,
             f"handoff_notice:{escalated.id}:{escalated.version}",
             {
@@ -307,26 +297,6 @@ class TriageFeature:
         runs = [run for run_id in run_ids if (run := await traces.load(run_id)) is not None]
         return trace_modal(ticket.number, runs)
 
-    async def publish_home(self, user: str, team_id: str) -> None:
-        """Build and publish a user's App Home; failures are logged (it is re-published on
-        the next visit), never turned into a redelivery."""
-        try:
-            async with asyncio.timeout(HOME_TIMEOUT_SECONDS):
-                view = await self.home_view(user, team_id)
-                await self.slack.client.views_publish(user_id=user, view=view)
-        except Exception as exc:
-            logger.warning("could not publish the App Home of %s: %s", user, exc)
-
-    async def home_view(self, user: str, team_id: str) -> View:
-        now = utcnow()
-        if await self.directory.is_agent(user):
-            tickets = await self.store.list_tickets(ACTIVE_STATUSES, limit=200)
-            return agent_home(tickets, await self.store.counts(), now)
-        sessions = self.slack.core.db.sessions
-        customer = await get_or_create_customer(sessions, user, team_id)
-        tickets = await self.store.for_user(team_id, user)
-        return customer_home(tickets, await customer_records(sessions, customer.id), now)
-
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         """Tell one person something in `channel` (best effort, bounded in time)."""
         if not channel or not user:
@@ -344,12 +314,6 @@ class TriageFeature:
             return
         self._slack = slack
         self._store = TicketStore(slack.core.db.sessions)
-        self._directory = AgentDirectory(
-            slack.client,
-            slack.settings.support_agent_ids,
-            slack.settings.support_triage_channel,
-            ttl=self._member_cache_seconds,
-        )
 
 
 __all__ = ["TriageFeature"]

@@ -488,7 +488,7 @@ async def test_a_retry_finds_the_progress_message_a_crashed_attempt_posted(
         )
         request.files = [FileRef(id=three_files(fake_slack)[0]["id"])]
         payload = {"request": request.model_dump(mode="json"), "enqueued_at": "0"}
-        await bot.slack.queue.enqueue(FAQ_JOB, "faq:crash", payload)
+        await bot.slack.submit(FAQ_JOB, "faq:crash", payload)
         [first] = await bot.slack.queue.claim("w1", 30)
         await bot.slack.client.chat_postMessage(
             channel=FAQ_CHANNEL, text="Reading 1 file…", metadata=page_metadata(first.id, 0)

@@ -20,6 +20,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
+from bot.home.feature import HomeFeature
 from bot.messages.views import FOLLOW_UP_TEXT, TALK_TO_HUMAN_ACTION
 from bot.settings import Settings
 from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
@@ -87,7 +88,7 @@ def triage_settings(fake_slack: FakeSlack, sqlite_url: str) -> Settings:
 
 @pytest.fixture
 async def bot(triage_settings: Settings) -> AsyncIterator[BotServer]:
-    async with run_bot_server(triage_settings, features=[TriageFeature()]) as server:
+    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as server:
         yield server
 
 
