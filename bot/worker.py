@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from bot.metrics import JOB_OUTCOMES, JOB_SECONDS, JOBS_IN_FLIGHT
+from pipelines.log_context import bound
 from storage.queue import DEAD, JobQueue, LeasedJob
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,12 @@ class Worker:
     # --- one job ------------------------------------------------------------------------
 
     async def _execute(self, job: LeasedJob) -> None:
+        # Every record logged while the job runs, here, in its handler and in the tasks
+        # they start, carries the job's fields (`bot.logs` prints them).
+        with bound(job_id=job.id, job_kind=job.kind, attempt=job.attempts):
+            await self._execute_bound(job)
+
+    async def _execute_bound(self, job: LeasedJob) -> None:
         started = time.perf_counter()
         JOBS_IN_FLIGHT.inc()
         heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
@@ -205,26 +212,21 @@ class Worker:
                 raise
         except Exception as exc:  # the outcome could not be recorded: the database is down
             logger.warning(
-                "job %s attempt %d: could not record its outcome (%s); it runs again when "
-                "its lease expires",
-                job.id,
-                job.attempts,
+                "job: could not record its outcome (%s); it runs again when its lease expires",
                 exc,
             )
         finally:
             heartbeat.cancel()
             self._lost.discard(job.id)
             JOBS_IN_FLIGHT.dec()
-            JOB_SECONDS.labels(kind=job.kind).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            JOB_SECONDS.labels(kind=job.kind).observe(seconds)
             JOB_OUTCOMES.labels(kind=job.kind, outcome=outcome).inc()
             logger.info(
-                "job %s (%s) attempt %d/%d: %s in %.2fs",
-                job.id,
-                job.kind,
-                job.attempts,
-                job.max_attempts,
+                "job %s after %.2fs",
                 outcome,
-                time.perf_counter() - started,
+                seconds,
+                extra={"outcome": outcome, "max_attempts": job.max_attempts},
             )
 
     async def _attempt(self, handler: JobHandler, job: LeasedJob) -> str:
@@ -242,13 +244,13 @@ class Worker:
         except JobFailed as exc:
             return await self._failed(handler, job, exc)
         except Exception as exc:
-            logger.exception("job %s (%s) failed", job.id, job.kind)
+            logger.exception("job raised %s", type(exc).__name__)
             return await self._failed(handler, job, JobFailed(f"{type(exc).__name__}: {exc}"))
         return "done" if await self.queue.complete(job, result) else "lost"
 
     async def _failed(self, handler: JobHandler, job: LeasedJob, exc: JobFailed) -> str:
         error = str(exc)
-        logger.warning("job %s attempt %d failed: %s", job.id, job.attempts, error)
+        logger.warning("job attempt failed: %s", error)
         if exc.permanent or job.is_final_attempt:
             return await self._give_up(handler, job, error, notify=exc.can_notify)
         status = await self.queue.fail(job, error, retry_in=exc.retry_in)
@@ -259,7 +261,7 @@ class Worker:
             try:
                 await handler.give_up(job, error)
             except Exception as exc:
-                logger.warning("job %s: could not tell the customer: %s", job.id, exc)
+                logger.warning("job given up; could not tell the customer: %s", exc)
                 error = f"{error}; follow-up message failed: {exc}"
         status = await self.queue.fail(job, error, permanent=True)
         return "dead" if status == DEAD else "lost"
@@ -272,10 +274,10 @@ class Worker:
             try:
                 held = await self.queue.heartbeat(job)
             except Exception as exc:
-                logger.warning("heartbeat of job %s failed: %s", job.id, exc)
+                logger.warning("job heartbeat failed: %s", exc)
                 continue
             if not held:
-                logger.warning("job %s: lease lost to another worker; abandoning it", job.id)
+                logger.warning("job lease lost to another worker; abandoning it")
                 self._lost.add(job.id)
                 if task is not None:
                     task.cancel()

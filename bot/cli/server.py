@@ -10,21 +10,13 @@ imported only by the commands that run it.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
 from bot.cli.errors import one_line_errors
-from bot.settings import Settings, load_settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    # Imported here like the rest of the running side; it also quiets slack_sdk/slack_bolt,
-    # which log request bodies (tokens, message texts) at DEBUG.
-    from bot.logs import configure_logging
-
-    configure_logging(settings)
+from bot.logs import configure_logging
+from bot.settings import load_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from bot.server import serve
 
         settings = load_settings()
-        _configure_logging(settings)
+        configure_logging(settings)  # LOG_FORMAT; quiets the Slack SDKs
         asyncio.run(
             serve(
                 settings,
@@ -87,7 +79,7 @@ def register(app: typer.Typer) -> None:
         from bot.server import run_worker
 
         settings = load_settings()
-        _configure_logging(settings)
+        configure_logging(settings)  # LOG_FORMAT; quiets the Slack SDKs
         asyncio.run(
             run_worker(
                 settings,

@@ -47,6 +47,7 @@ from pipelines.faq.chain import FaqItem, FaqResult, faq_markdown
 from pipelines.faq.runs import create_faq
 from pipelines.llm import LLMUnavailable
 from pipelines.llm.base import LLM
+from pipelines.log_context import bind
 from storage.db import Database
 from storage.queue import LeasedJob
 
@@ -172,6 +173,7 @@ class FaqJob:
         finally:
             await reporter.stop()
         point.faq_id, point.run_id = run.faq_id, run.run_id
+        bind(run_id=run.run_id, faq_id=run.faq_id)  # on the job's later log lines
         point.notes += run.result.notes
         if run.faq_id is None:
             point.failure = "no questions could be drawn from the files."

@@ -18,6 +18,7 @@ import datetime as dt
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLM, LLMUnavailable
 from pipelines.llm.offline import OFFLINE_MODEL
+from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
 from pipelines.support.contracts import IncomingMessage, SupportReply
 from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
@@ -95,6 +96,7 @@ class SupportService:
             "support", {"chars": cleaned.original_chars, "ticket": ticket.ticket_number},
             message.user_id,
         )  # fmt: skip
+        bind(run_id=trace.run_id, ticket=ticket.ticket_number)  # on this job's log lines
         if flood == "warn":
             outcome = Outcome(text=FLOOD_TEXT, summary="rate-limited")
         elif not cleaned.has_words:
