@@ -31,11 +31,11 @@ QUIET_LOGGERS = ("slack_sdk", "slack_bolt")
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, object]:
-    """The record's structured fields: bound context and `extra=`, in the order added."""
+    """The record's fields: bound context and `extra=`; None (not applicable) is left out."""
     return {
         name: value
         for name, value in record.__dict__.items()
-        if name not in _RECORD_ATTRIBUTES and not name.startswith("_")
+        if name not in _RECORD_ATTRIBUTES and not name.startswith("_") and value is not None
     }
 
 

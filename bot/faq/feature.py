@@ -160,13 +160,15 @@ class FaqFeature:
                 FAQ_JOB, faq_job_key(team_id, view_id), payload, max_attempts=self.max_attempts
             )
             logger.info(
-                "FAQ %s: view=%s user=%s channel=%s files=%d questions=%d",
+                "FAQ request %s",
                 "queued" if created else "duplicate",
-                view_id,
-                request.user_id,
-                request.channel_id,
-                len(request.files),
-                request.questions,
+                extra={
+                    "view_id": view_id,
+                    "user": request.user_id,
+                    "channel": request.channel_id,
+                    "files": len(request.files),
+                    "questions": request.questions,
+                },
             )
             await ack(response_action="update", view=submitted_modal(submission.channel_id))
 

@@ -198,18 +198,18 @@ class Intake:
 
     def _count(self, outcome: str, event: Event, event_id: str, reason: str | None = None) -> str:
         EVENTS_ENQUEUED.labels(outcome=outcome).inc()
-        extra = f" text={event.get('text')!r}" if self._config.log_message_text else ""
-        logger.log(
-            logging.DEBUG if outcome in ("ignored", "enqueued") else logging.INFO,
-            "message %s: event=%s channel=%s ts=%s subtype=%s reason=%s%s",
-            outcome,
-            event_id,
-            event.get("channel"),
-            event.get("ts"),
-            event.get("subtype"),
-            reason,
-            extra,
-        )
+        level = logging.DEBUG if outcome in ("ignored", "enqueued") else logging.INFO
+        if logger.isEnabledFor(level):  # on the ack path: build the fields only when logged
+            fields = {
+                "event_id": event_id,
+                "channel": event.get("channel"),
+                "ts": event.get("ts"),
+                "subtype": event.get("subtype"),
+                "reason": reason,
+            }
+            if self._config.log_message_text:  # never by default: texts are customer data
+                fields["text"] = event.get("text")
+            logger.log(level, "message %s", outcome, extra=fields)
         return outcome
 
 
