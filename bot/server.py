@@ -122,7 +122,7 @@ def create_asgi_app(
 # in front of the bot (Slack's senders, a load balancer: AWS ALB and GCP keep idle
 # connections 60 s and more) must never reuse a connection the server has just closed,
 # which shows up as sporadic 502s or resets; and every new connection costs a handshake
-# on the ack path (bench.slack_ingress measured 50 of them adding up to 170 ms).
+# on the ack path (bench/README.md, "How Slack ingress reached its targets").
 KEEP_ALIVE_SECONDS = 75
 
 
@@ -134,6 +134,7 @@ async def run_uvicorn(app: Starlette, host: str, port: int) -> None:
         port=port,
         lifespan="on",
         log_level="info",
+        log_config=None,  # uvicorn's records go to the root handler, in LOG_FORMAT
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     await uvicorn.Server(config).serve()
@@ -144,10 +145,9 @@ def freeze_startup_objects() -> None:
 
     After start-up the heap holds a few hundred thousand long-lived objects (modules,
     pydantic and SQLAlchemy metadata, Bolt's listeners) that no cycle collection can free.
-    Left in the oldest generation, each full collection walks all of them: measured with
-    `bench.slack_ingress`, one took 133 ms in the middle of a burst of Slack events and
-    stalled 50 acknowledgements behind it. Frozen, a full collection only walks what the
-    process allocated since.
+    Left in the oldest generation, each full collection walks all of them, and one in the
+    middle of a burst of Slack events stalls every acknowledgement behind it (measured in
+    bench/README.md). Frozen, a full collection only walks what the process allocated since.
     """
     gc.collect()
     gc.freeze()

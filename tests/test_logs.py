@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -33,12 +34,12 @@ from tests.e2e.conftest import (
     BOT_TOKEN,
     SUPPORTBOT,
     bot_environment,
+    free_port,
     make_settings,
-    run_bot_server,
     wait_until,
 )
 from tests.fakes.fake_slack import FakeSlack
-from tests.slack_signing import dm_event
+from tests.slack_signing import dm_event, encode, event_callback, signed_headers
 
 pipeline_logger = logging.getLogger("pipelines.fake")
 
@@ -235,29 +236,39 @@ def test_invalid_log_format_is_the_one_line_settings_error(
     assert result.stderr.count("\n") == 1
 
 
-# --- the real `supportbot worker` process -------------------------------------------------
+# --- the real `supportbot serve` process ---------------------------------------------------
 
 
-async def test_worker_process_prints_json_lines_with_the_job_fields(
+async def test_serve_process_prints_only_json_lines_with_the_job_fields(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with FakeSlack(token=BOT_TOKEN) as fake:
-        settings = make_settings(fake.api_url, sqlite_url)
-        event = dm_event("Where is my order ORD-10001?", channel="D0LOGS")
-        async with run_bot_server(settings, embedded_worker=False) as bot:
-            await bot.post_event(event)
-
-        log = tmp_path / "worker.log"
-        env = {**bot_environment(settings), "LOG_FORMAT": "json"}
+    log = tmp_path / "serve.log"
+    port = free_port()
+    event = dm_event("Where is my order ORD-10001?", channel="D0LOGS")
+    body = encode(event_callback(event))
+    async with FakeSlack(token=BOT_TOKEN) as fake, httpx.AsyncClient(timeout=30) as http:
+        env = {**bot_environment(make_settings(fake.api_url, sqlite_url)), "LOG_FORMAT": "json"}
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
-                SUPPORTBOT, "worker", env=env, stdout=out, stderr=out
-            )
+                SUPPORTBOT, "serve", "--host", "127.0.0.1", "--port", str(port),
+                env=env, stdout=out, stderr=out,
+            )  # fmt: skip
         try:
+
+            async def healthy() -> bool:
+                try:
+                    response = await http.get(f"http://127.0.0.1:{port}/healthz")
+                except httpx.TransportError:
+                    return False
+                return response.status_code == 200
 
             async def answered() -> bool:
                 return bool(fake.posts(channel="D0LOGS"))
 
+            await wait_until(healthy, within=30)
+            url = f"http://127.0.0.1:{port}/slack/events"
+            response = await http.post(url, content=body, headers=signed_headers(body))
+            assert response.status_code == 200
             await wait_until(answered, within=30)
             await asyncio.sleep(0.3)  # the job's summary line follows the post
         finally:
@@ -265,8 +276,10 @@ async def test_worker_process_prints_json_lines_with_the_job_fields(
             await asyncio.wait_for(process.wait(), 15)
 
     text = log.read_text()
-    lines = [json.loads(line) for line in text.splitlines()]  # nothing but JSON
+    lines = [json.loads(line) for line in text.splitlines()]  # nothing but JSON, uvicorn too
+    loggers = {line["logger"] for line in lines}
+    assert {"uvicorn.error", "uvicorn.access", "bot.worker"} <= loggers, loggers
     summary = next(line for line in lines if line.get("outcome") == "done")
-    assert summary["job_kind"] == "slack_message" and summary["logger"] == "bot.worker"
+    assert summary["job_kind"] == "slack_message" and summary["job_id"] == 1
     assert summary["run_id"] and summary["ticket"].startswith("T-"), summary
-    assert "xoxb" not in text and "ORD-10001" not in text
+    assert BOT_TOKEN not in text and "ORD-10001" not in text  # no token, no message text
