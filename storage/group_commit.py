@@ -13,9 +13,9 @@ execution machinery. A single `INSERT` on a connection in autocommit (see `stora
 its own transaction: atomic, and as durable as a commit. It costs one trip to aiosqlite's
 thread where SQLAlchemy's Core path cost nine (cursor, BEGIN IMMEDIATE, execute, fetch,
 close, commit, rollback on return), and that trip count, not SQLite, was most of the CPU
-spent per event: 0.13-0.16 ms against 0.05-0.07 ms (batches of 25). Values still go
-through the column types' own bind processors, so stored rows are identical. PostgreSQL
-keeps the Core statement: there the database server does the work.
+spent per event (figures in bench/README.md). Values still go through the column types'
+own bind processors, so stored rows are identical. PostgreSQL keeps the Core statement:
+there the database server does the work.
 """
 
 from __future__ import annotations

@@ -138,8 +138,8 @@ def extract_html(data: bytes) -> Extracted:
     """Visible text of a page: Markdown-style headings and bullets, a line break around
     block elements, nothing from scripts or styles. libxml2's HTML parser (via lxml) is
     used because it is linear on hostile input, where the stdlib parser of Python 3.11
-    (and BeautifulSoup on top of it) took seconds on 30 KB of unclosed tags; it fetches
-    nothing and knows only HTML's own entities. Encoding: a BOM, then <meta charset>,
+    (and BeautifulSoup on top of it) is quadratic in unclosed tags (bench/README.md); it
+    fetches nothing and knows only HTML's own entities. Encoding: a BOM, then <meta charset>,
     then the same detection as plain text."""
     parser = etree.HTMLParser(
         encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, recover=True
