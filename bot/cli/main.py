@@ -270,7 +270,7 @@ def forget(
     user: Annotated[str, typer.Option("--user", help="Slack user id whose data to erase.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a user's conversations (tickets, turns), traces and message jobs."""
+    """Erase a user's conversations, traces, jobs and FAQs (see `storage.privacy`)."""
     settings = load_settings()
     if not yes and not typer.confirm(f"Erase the conversations and traces of {user}?"):
         raise typer.Exit(1)
@@ -280,10 +280,7 @@ def forget(
             return await forget_user(runtime.db.sessions, user)
 
     report = asyncio.run(run())
-    typer.echo(
-        f"erased {report.tickets} ticket(s), {report.turns} turn(s), {report.traces} trace(s) "
-        f"and {report.jobs} job(s) of {user}"
-    )
+    typer.echo(report.summary(user))
 
 
 register_eval(app)
