@@ -31,12 +31,14 @@ QUIET_LOGGERS = ("slack_sdk", "slack_bolt")
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, object]:
-    """The record's fields: bound context and `extra=`; None (not applicable) is left out."""
-    return {
-        name: value
-        for name, value in record.__dict__.items()
-        if name not in _RECORD_ATTRIBUTES and not name.startswith("_") and value is not None
-    }
+    """The record's fields: the bound context first, then `extra=`; None values left out."""
+    first = getattr(record, "_context_fields", ())
+    fields: dict[str, object] = {}
+    for name in [*first, *record.__dict__]:
+        value = record.__dict__.get(name)
+        if value is not None and name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
+            fields.setdefault(name, value)
+    return fields
 
 
 def _text_value(value: object) -> str:

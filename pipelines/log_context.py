@@ -60,9 +60,11 @@ class ContextFieldsFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, value in _FIELDS.get().items():
+        fields = _FIELDS.get()
+        for name, value in fields.items():
             if name not in record.__dict__:
                 setattr(record, name, value)
+        record._context_fields = tuple(fields)  # a formatter prints these first
         return True
 
 

@@ -182,8 +182,8 @@ async def test_text_format_appends_the_bound_fields(capture: Any) -> None:
 
     inside, outside = captured.lines()
     assert inside.endswith(
-        ' INFO pipelines.fake: answered ok note="two words" '
-        "job_id=12 job_kind=slack_message run_id=r-1 ticket=T-0001"
+        " INFO pipelines.fake: answered ok "
+        'job_id=12 job_kind=slack_message run_id=r-1 ticket=T-0001 note="two words"'
     )
     assert outside.endswith(" INFO pipelines.fake: outside")  # the block restored nothing
     assert current_fields() == {}
