@@ -1,6 +1,14 @@
-"""Block Kit basics every view module shares: the `Block` type, Slack's size limits, and
-escaping, so untrusted text (customer words, file names, LLM output) can never mention,
-ping or fake a link, whichever view renders it."""
+"""Block Kit for every view: the `Block` type, Slack's size limits, escaping, and small
+constructors for the shapes the views repeat (section, context, button, modal, ...).
+
+Constructors take mrkdwn as the caller wrote it (mentions like `<@U1>` are meant), so
+untrusted parts (customer words, file names, LLM output) go through `escape` or
+`to_mrkdwn` first; the constructors cut text at Slack's limits, which Slack would
+otherwise refuse with `invalid_blocks`. Views stay pure functions returning plain dicts.
+
+Why not `slack_sdk.models.blocks`: it raises on over-long text instead of cutting it, and
+adds fields (`"emoji": true`) the tests and the stored cards would no longer match.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,15 @@ import re
 from typing import Any
 
 Block = dict[str, Any]
+View = dict[str, Any]
 
 MAX_SECTION_CHARS = 3000
-MAX_BLOCKS = 50
+MAX_FIELD_CHARS = 2000  # one of a section's `fields`
+MAX_BLOCKS = 50  # in a message
+MAX_VIEW_BLOCKS = 100  # in a modal or App Home
 MAX_CONTEXT_CHARS = 3000
+MAX_HEADER_CHARS = 150
+MAX_MODAL_TITLE_CHARS = 24
 MAX_MESSAGE_TEXT = 39_000  # Slack truncates `text` at 40,000 characters
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -58,3 +71,103 @@ def _outside_markup(text: str, cut: int) -> int:
     if amp > 0 and ";" not in text[amp:cut]:
         cut = amp
     return cut
+
+
+def plain(text: str, limit: int | None = None) -> dict[str, str]:
+    """A plain_text object (labels, titles, button texts), cut at `limit` if given."""
+    return {"type": "plain_text", "text": text if limit is None else text[:limit]}
+
+
+def mrkdwn(text: str, limit: int = MAX_SECTION_CHARS) -> dict[str, str]:
+    """A mrkdwn text object, cut at `limit`."""
+    return {"type": "mrkdwn", "text": text[:limit]}
+
+
+def section(text: str) -> Block:
+    """A section of mrkdwn (at most MAX_SECTION_CHARS: `split_text` for longer text)."""
+    return {"type": "section", "text": mrkdwn(text)}
+
+
+def fields_section(*fields: str) -> Block:
+    """A section of side-by-side mrkdwn fields (two columns in Slack)."""
+    return {"type": "section", "fields": [mrkdwn(field, MAX_FIELD_CHARS) for field in fields]}
+
+
+def context(*texts: str) -> Block:
+    """A context block: small grey mrkdwn lines under a message."""
+    return {"type": "context", "elements": [mrkdwn(text, MAX_CONTEXT_CHARS) for text in texts]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, MAX_HEADER_CHARS)}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(
+    label: str, action_id: str, value: str, style: str | None = None, url: str | None = None
+) -> Block:
+    """A button element; `style` is "primary" or "danger", `url` opens a link as well."""
+    element: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": plain(label),
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    if url:
+        element["url"] = url
+    return element
+
+
+def actions(*elements: Block, block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions"}
+    if block_id:
+        block["block_id"] = block_id
+    block["elements"] = list(elements)
+    return block
+
+
+def input_block(
+    block_id: str, label: str, element: Block, *, hint: str | None = None, optional: bool = False
+) -> Block:
+    """A modal's input block around one element (`read_submission` finds it by block_id)."""
+    block: Block = {"type": "input", "block_id": block_id}
+    if optional:
+        block["optional"] = True
+    block["label"] = plain(label)
+    if hint:
+        block["hint"] = plain(hint)
+    block["element"] = element
+    return block
+
+
+def modal(
+    title: str,
+    blocks: list[Block],
+    *,
+    close: str = "Close",
+    submit: str | None = None,
+    callback_id: str | None = None,
+    private_metadata: str | None = None,
+) -> View:
+    """A modal view; without `submit` it only has a Close button."""
+    view: View = {"type": "modal"}
+    if callback_id:
+        view["callback_id"] = callback_id
+    view["title"] = plain(title, MAX_MODAL_TITLE_CHARS)
+    if submit:
+        view["submit"] = plain(submit)
+    view["close"] = plain(close)
+    if private_metadata is not None:
+        view["private_metadata"] = private_metadata
+    view["blocks"] = blocks[:MAX_VIEW_BLOCKS]
+    return view
+
+
+def home(blocks: list[Block]) -> View:
+    """An App Home view (`views.publish`), cut at Slack's block limit."""
+    return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}

@@ -1,17 +1,15 @@
-"""Block Kit builders: Slack's limits, escaping, the ticket line and the handoff button."""
+"""The bot's replies as Block Kit: Slack's limits, escaping, the ticket line and the
+handoff button (the shared constructors are tested in tests/test_blocks.py)."""
 
 from __future__ import annotations
 
+from bot.blocks import MAX_BLOCKS, MAX_SECTION_CHARS
 from bot.messages.views import (
-    MAX_BLOCKS,
-    MAX_SECTION_CHARS,
     TALK_TO_HUMAN_ACTION,
     context_line,
     follow_up_blocks,
     plain_text_fallback,
     reply_blocks,
-    split_text,
-    to_mrkdwn,
 )
 from pipelines.support.contracts import SupportReply
 
@@ -74,26 +72,12 @@ def test_huge_answer_is_capped_at_fifty_blocks() -> None:
     assert parts[-1].endswith("(answer shortened to fit in Slack)")
 
 
-def test_split_text_never_cuts_a_link_or_an_entity() -> None:
-    link = "<https://example.com/a|a long link label>"
-    text = ("a" * 2990) + " " + link + " tail"
-    chunks = split_text(to_mrkdwn(text.replace(link, "[a long link label](https://example.com/a)")))
-    assert any(link in chunk for chunk in chunks)
-    amp = split_text("b" * 2997 + "&amp;c", limit=3000)
-    assert all(not chunk.endswith("&am") and not chunk.startswith("p;") for chunk in amp)
-
-
 def test_mentions_and_broadcasts_are_escaped() -> None:
     reply = make_reply("Hi <!channel> and <@U123>, 3 > 2 & done")
     text = sections(reply_blocks(reply))[0]
     assert "<!channel>" not in text and "<@U123>" not in text
     assert text == "Hi &lt;!channel&gt; and &lt;@U123&gt;, 3 &gt; 2 &amp; done"
     assert "<!channel>" not in plain_text_fallback(reply)
-
-
-def test_markdown_becomes_mrkdwn() -> None:
-    text = to_mrkdwn("## Returns\n**RMA-1** created, see [the policy](https://ex.com/p).")
-    assert text == "*Returns*\n*RMA-1* created, see <https://ex.com/p|the policy>."
 
 
 def test_plain_text_fallback_has_answer_and_ticket() -> None:

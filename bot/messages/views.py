@@ -17,7 +17,11 @@ from bot.blocks import (
     MAX_MESSAGE_TEXT,
     MAX_SECTION_CHARS,
     Block,
+    actions,
+    button,
+    context,
     escape,
+    section,
     split_text,
     to_mrkdwn,
 )
@@ -58,22 +62,14 @@ def answer_sections(text: str, max_sections: int) -> list[Block]:
         chunks = chunks[:max_sections]
         keep = MAX_SECTION_CHARS - len(TRUNCATION_NOTE) - 1
         chunks[-1] = chunks[-1][:keep].rstrip() + "\n" + TRUNCATION_NOTE
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": chunk}} for chunk in chunks]
+    return [section(chunk) for chunk in chunks]
 
 
 def talk_to_human_button(ticket_number: str) -> Block:
-    return {
-        "type": "actions",
-        "block_id": "support_reply_actions",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": TALK_TO_HUMAN_ACTION,
-                "text": {"type": "plain_text", "text": TALK_TO_HUMAN_LABEL},
-                "value": ticket_number,
-            }
-        ],
-    }
+    return actions(
+        button(TALK_TO_HUMAN_LABEL, TALK_TO_HUMAN_ACTION, ticket_number),
+        block_id="support_reply_actions",
+    )
 
 
 def reply_blocks(reply: SupportReply) -> list[Block]:
@@ -81,9 +77,7 @@ def reply_blocks(reply: SupportReply) -> list[Block]:
 
     The button is left out once the ticket is escalated: a person is already on it.
     """
-    footer: list[Block] = [
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": context_line(reply)}]}
-    ]
+    footer: list[Block] = [context(context_line(reply))]
     if not reply.escalated:
         footer.append(talk_to_human_button(reply.ticket_number))
     return [*answer_sections(reply.text, MAX_BLOCKS - len(footer)), *footer]
@@ -101,27 +95,17 @@ def plain_text_fallback(reply: SupportReply) -> str:
 
 def follow_up_blocks(ticket_number: str | None = None) -> list[Block]:
     """The message a customer gets when the bot gives up: a person will follow up."""
-    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": FOLLOW_UP_TEXT}}]
+    blocks: list[Block] = [section(FOLLOW_UP_TEXT)]
     if ticket_number:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": escape(f"Ticket {ticket_number}")}],
-            }
-        )
+        blocks.append(context(escape(f"Ticket {ticket_number}")))
     return blocks
 
 
 __all__ = [
     "FOLLOW_UP_TEXT",
-    "MAX_BLOCKS",
-    "MAX_SECTION_CHARS",
     "TALK_TO_HUMAN_ACTION",
     "context_line",
-    "escape",
     "follow_up_blocks",
     "plain_text_fallback",
     "reply_blocks",
-    "split_text",
-    "to_mrkdwn",
 ]
