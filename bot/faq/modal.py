@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel
 
-from bot.blocks import MAX_SECTION_CHARS, escape
+from bot.blocks import Block, View, escape, input_block, modal, plain, section
 from pipelines.faq.chain import MAX_QUESTIONS, Mode
 
 MODAL_CALLBACK = "faq_modal"
@@ -69,12 +69,8 @@ class Submission(BaseModel):
     title: str = ""  # empty: the job names it after the files (`default_title`)
 
 
-def _text(text: str, kind: str = "plain_text") -> dict[str, Any]:
-    return {"type": kind, "text": text}
-
-
 def _option(value: str) -> dict[str, Any]:
-    return {"text": _text(MODES[value]), "value": value}
+    return {"text": plain(MODES[value]), "value": value}
 
 
 def faq_modal(
@@ -82,26 +78,25 @@ def faq_modal(
     channel_id: str | None,
     questions: int = DEFAULT_QUESTIONS,
     message_files: Sequence[Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> View:
     """The /faq form. With `message_files` (the message shortcut) the files are listed
     instead of asked for, and their ids travel in `private_metadata`."""
     questions = max(1, min(questions, MAX_QUESTIONS))
     metadata: dict[str, Any] = {"channel": channel_id}
-    blocks: list[dict[str, Any]] = []
+    blocks: list[Block] = []
     if message_files is None:
         blocks.append(
-            {
-                "type": "input",
-                "block_id": FILES_BLOCK,
-                "label": _text("Files"),
-                "hint": _text("Up to 10 files: txt, md, html, pdf, docx, csv or json."),
-                "element": {
+            input_block(
+                FILES_BLOCK,
+                "Files",
+                {
                     "type": "file_input",
                     "action_id": FILES_ACTION,
                     "max_files": MAX_FILES,
                     "filetypes": FILE_TYPES,
                 },
-            }
+                hint="Up to 10 files: txt, md, html, pdf, docx, csv or json.",
+            )
         )
     else:
         files = list(message_files)[:MAX_FILES]
@@ -110,10 +105,8 @@ def faq_modal(
             [str(f.get("name") or "") for f in files if f.get("name")]
         )
         names = "\n".join(f"• {escape(str(f.get('name') or f.get('id')))}" for f in files)
-        blocks.append(
-            {"type": "section", "text": _text(f"*Files*\n{names}"[:MAX_SECTION_CHARS], "mrkdwn")}
-        )
-    channel_element: dict[str, Any] = {
+        blocks.append(section(f"*Files*\n{names}"))
+    channel_element: Block = {
         "type": "conversations_select",
         "action_id": VALUE_ACTION,
         "default_to_current_conversation": True,
@@ -121,11 +114,10 @@ def faq_modal(
     if channel_id:
         channel_element["initial_conversation"] = channel_id
     blocks += [
-        {
-            "type": "input",
-            "block_id": QUESTIONS_BLOCK,
-            "label": _text("Number of questions"),
-            "element": {
+        input_block(
+            QUESTIONS_BLOCK,
+            "Number of questions",
+            {
                 "type": "number_input",
                 "action_id": VALUE_ACTION,
                 "is_decimal_allowed": False,
@@ -133,59 +125,46 @@ def faq_modal(
                 "min_value": "1",
                 "max_value": str(MAX_QUESTIONS),
             },
-        },
-        {
-            "type": "input",
-            "block_id": MODE_BLOCK,
-            "label": _text("Mode"),
-            "element": {
+        ),
+        input_block(
+            MODE_BLOCK,
+            "Mode",
+            {
                 "type": "radio_buttons",
                 "action_id": VALUE_ACTION,
                 "options": [_option(mode) for mode in MODES],
                 "initial_option": _option("parallel"),
             },
-        },
-        {
-            "type": "input",
-            "block_id": CHANNEL_BLOCK,
-            "label": _text("Post the FAQ in"),
-            "element": channel_element,
-        },
-        {
-            "type": "input",
-            "block_id": TITLE_BLOCK,
-            "optional": True,
-            "label": _text("Title"),
-            "element": {
+        ),
+        input_block(CHANNEL_BLOCK, "Post the FAQ in", channel_element),
+        input_block(
+            TITLE_BLOCK,
+            "Title",
+            {
                 "type": "plain_text_input",
                 "action_id": VALUE_ACTION,
                 "max_length": MAX_TITLE_CHARS,
-                "placeholder": _text("FAQ: <the files' names>"),
+                "placeholder": plain("FAQ: <the files' names>"),
             },
-        },
+            optional=True,
+        ),
     ]
-    return {
-        "type": "modal",
-        "callback_id": MODAL_CALLBACK,
-        "title": _text("Make an FAQ"),
-        "submit": _text("Build the FAQ"),
-        "close": _text("Cancel"),
-        "private_metadata": json.dumps(metadata, separators=(",", ":")),
-        "blocks": blocks,
-    }
+    return modal(
+        "Make an FAQ",
+        blocks,
+        callback_id=MODAL_CALLBACK,
+        submit="Build the FAQ",
+        close="Cancel",
+        private_metadata=json.dumps(metadata, separators=(",", ":")),
+    )
 
 
-def notice_modal(title: str, text: str) -> dict[str, Any]:
+def notice_modal(title: str, text: str) -> View:
     """A modal with one message and a Close button (after submitting, or nothing to do)."""
-    return {
-        "type": "modal",
-        "title": _text(title[:24]),
-        "close": _text("Close"),
-        "blocks": [{"type": "section", "text": _text(text[:MAX_SECTION_CHARS], "mrkdwn")}],
-    }
+    return modal(title, [section(text)])
 
 
-def submitted_modal(channel_id: str) -> dict[str, Any]:
+def submitted_modal(channel_id: str) -> View:
     return notice_modal(
         "Building your FAQ",
         f"Working on it: I'll post the progress and then the FAQ in <#{channel_id}>.",

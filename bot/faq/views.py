@@ -12,20 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from bot.blocks import MAX_BLOCKS, MAX_SECTION_CHARS, escape, split_text, to_mrkdwn
+from bot.blocks import (
+    MAX_BLOCKS,
+    MAX_SECTION_CHARS,
+    Block,
+    context,
+    escape,
+    header,
+    section,
+    split_text,
+    to_mrkdwn,
+)
 from pipelines.faq.chain import FaqItem
 
-Block = dict[str, Any]
-
-MAX_TITLE_CHARS = 150
 MAX_ITEM_SECTIONS = 3  # a longer answer is cut here; the attached Markdown file has it all
 MAX_PAGE_CHARS = 20_000
-
-
-def _text(text: str, kind: str = "plain_text") -> dict[str, Any]:
-    return {"type": kind, "text": text}
 
 
 @dataclass(frozen=True)
@@ -58,25 +60,17 @@ def status_line(progress: Progress) -> str:
     }.get(progress.stage, "Working…")
 
 
-def _section(text: str) -> Block:
-    return {"type": "section", "text": _text(text, "mrkdwn")}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [_text(text[:MAX_SECTION_CHARS], "mrkdwn")]}
-
-
 def rejected_blocks(rejected: Sequence[str], heading: str) -> list[Block]:
     if not rejected:
         return []
     lines = "\n".join(f"• {escape(line)}" for line in rejected)
-    return [_section(chunk) for chunk in split_text(f"{heading}\n{lines}")][:5]
+    return [section(chunk) for chunk in split_text(f"{heading}\n{lines}")][:5]
 
 
 def progress_page(progress: Progress) -> Page:
     status = status_line(progress)
     head = f":hourglass_flowing_sand: *{escape(progress.title)}* for <@{progress.user_id}>"
-    blocks = [_section(head[:MAX_SECTION_CHARS]), _context(status)]
+    blocks = [section(head), context(status)]
     blocks += rejected_blocks(progress.rejected, ":warning: *Skipped:*")
     return Page(f"{progress.title}: {status}", blocks)
 
@@ -84,9 +78,9 @@ def progress_page(progress: Progress) -> Page:
 def failure_page(title: str, user_id: str, reason: str, rejected: Sequence[str] = ()) -> Page:
     """No FAQ was posted, and why (the files that could not be used, by name)."""
     head = f":x: *No FAQ:* {escape(reason)}"
-    blocks = [_section(head[:MAX_SECTION_CHARS])]
+    blocks = [section(head)]
     blocks += rejected_blocks(rejected, "*Files that could not be used:*")
-    blocks.append(_context(f"{escape(title)} · requested by <@{user_id}>"))
+    blocks.append(context(f"{escape(title)} · requested by <@{user_id}>"))
     text = f"No FAQ: {reason}" + "".join(f"\n{line}" for line in rejected)
     return Page(text[:3000], blocks)
 
@@ -98,7 +92,7 @@ def item_blocks(number: int, item: FaqItem) -> list[Block]:
         chunks = chunks[:MAX_ITEM_SECTIONS]
         chunks[-1] = chunks[-1][: MAX_SECTION_CHARS - 40].rstrip() + "\n… (see the attached file)"
     sources = ", ".join(escape(s) for s in item.sources) or "none found in the files"
-    return [*map(_section, chunks), _context(f":page_facing_up: Sources: {sources}")]
+    return [*map(section, chunks), context(f":page_facing_up: Sources: {sources}")]
 
 
 def faq_pages(
@@ -117,14 +111,14 @@ def faq_pages(
     summary += f" · requested by <@{user_id}>"
     if run_id:
         summary += f" · trace `{escape(run_id)}`"
-    header = [
-        {"type": "header", "text": _text(title[:MAX_TITLE_CHARS])},
-        _context(summary),
+    first = [
+        header(title),
+        context(summary),
         *rejected_blocks(rejected, ":warning: *Skipped:*"),
     ]
-    tail = [_context(escape("Notes: " + "; ".join(notes)))] if notes else []
+    tail = [context(escape("Notes: " + "; ".join(notes)))] if notes else []
     groups = [item_blocks(number, item) for number, item in enumerate(items, 1)] + [tail]
-    pages: list[list[Block]] = [header]
+    pages: list[list[Block]] = [first]
     for group in groups:
         current = pages[-1]
         size = sum(_chars(b) for b in current) + sum(_chars(b) for b in group)
