@@ -6,8 +6,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from bot.blocks import MAX_VIEW_BLOCKS
 from bot.triage.trace_views import (
-    MAX_MODAL_BLOCKS,
     MAX_TRACE_RUNS,
     TRACE_ACTION,
     cli_command,
@@ -65,7 +65,7 @@ def modal_text(view: dict[str, Any]) -> str:
 def assert_within_limits(view: dict[str, Any]) -> None:
     assert view["type"] == "modal"
     assert len(view["title"]["text"]) <= 24
-    assert 0 < len(view["blocks"]) <= MAX_MODAL_BLOCKS
+    assert 0 < len(view["blocks"]) <= MAX_VIEW_BLOCKS
     for block in view["blocks"]:
         if block["type"] == "section":
             assert len(block["text"]["text"]) <= 3000

@@ -18,18 +18,23 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks import escape
+from bot.blocks import (
+    MAX_MODAL_TITLE_CHARS,
+    MAX_SECTION_CHARS,
+    MAX_VIEW_BLOCKS,
+    Block,
+    View,
+    context,
+    divider,
+    escape,
+    header,
+    modal,
+    section,
+)
 from bot.triage.views import TRACE_ACTION, slack_date
 from storage.models import TraceRun, TraceStep
 
-Block = dict[str, Any]
-View = dict[str, Any]
-
 MAX_TRACE_RUNS = 3
-MAX_MODAL_BLOCKS = 100
-MAX_SECTION_CHARS = 3000
-MAX_TITLE_CHARS = 24  # a modal's title
-MAX_HEADER_CHARS = 150
 MAX_VIEW_CHARS = 60_000  # keeps the whole view well under Slack's payload size
 MAX_PROMPT_CHARS = 300
 MAX_OUTPUT_CHARS = 700
@@ -114,28 +119,17 @@ def run_text(run: TraceRun) -> str:
     return "\n".join(lines)[:MAX_SECTION_CHARS]
 
 
-def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}}
-
-
-def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}]}
-
-
 def trace_modal(ticket_number: str, runs: Sequence[TraceRun]) -> View:
     """The modal of a ticket's runs (newest first; at most MAX_TRACE_RUNS are shown).
 
     Each run's steps are listed in order within a fair share of the modal
-    (MAX_MODAL_BLOCKS, MAX_VIEW_CHARS); whatever did not fit is named in a closing note
+    (MAX_VIEW_BLOCKS, MAX_VIEW_CHARS); whatever did not fit is named in a closing note
     with the command that shows it.
     """
     number = escape(ticket_number)
     shown_runs = list(runs)[:MAX_TRACE_RUNS]
     blocks: list[Block] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": f"Traces of {ticket_number}"[:MAX_HEADER_CHARS]},
-        },
+        header(f"Traces of {ticket_number}"),
         context(
             "Support team only. The latest runs of the bot on this ticket, newest first; "
             "prompts and outputs are shortened here. Every detail of a run: "
@@ -152,9 +146,9 @@ def trace_modal(ticket_number: str, runs: Sequence[TraceRun]) -> View:
         # Each run gets a fair share of what is left (one block and one section's worth
         # of characters stay free for the closing note); what it does not use passes on.
         runs_left = len(shown_runs) - index
-        block_limit = len(blocks) + (MAX_MODAL_BLOCKS - 1 - len(blocks)) // runs_left
+        block_limit = len(blocks) + (MAX_VIEW_BLOCKS - 1 - len(blocks)) // runs_left
         char_limit = chars + (MAX_VIEW_CHARS - MAX_SECTION_CHARS - chars) // runs_left
-        heading = [{"type": "divider"}, section(run_text(run))]
+        heading = [divider(), section(run_text(run))]
         if len(blocks) + 2 > block_limit or chars + _size(heading) > char_limit:
             omitted += [f"run `{escape(r.id)}`" for r in shown_runs[index:]]
             break
@@ -180,12 +174,7 @@ def trace_modal(ticket_number: str, runs: Sequence[TraceRun]) -> View:
                 + ". See them with `supportbot trace RUN_ID`."
             )
         )
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": shorten(f"Trace {ticket_number}", MAX_TITLE_CHARS)},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": blocks[:MAX_MODAL_BLOCKS],
-    }
+    return modal(shorten(f"Trace {ticket_number}", MAX_MODAL_TITLE_CHARS), blocks)
 
 
 def _size(blocks: list[Block]) -> int:
@@ -193,7 +182,6 @@ def _size(blocks: list[Block]) -> int:
 
 
 __all__ = [
-    "MAX_MODAL_BLOCKS",
     "MAX_TRACE_RUNS",
     "TRACE_ACTION",
     "cli_command",

@@ -22,11 +22,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.blocks import escape
+from bot.blocks import Block, actions, button, context, escape, fields_section, section
 from bot.messages.views import TALK_TO_HUMAN_ACTION
 from storage.ticket_info import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
-
-Block = dict[str, Any]
 
 CLAIM_ACTION = "triage_claim"
 UNCLAIM_ACTION = "triage_unclaim"
@@ -40,7 +38,7 @@ TRIAGE_ACTIONS = (CLAIM_ACTION, UNCLAIM_ACTION, HAND_BACK_ACTION, RESOLVE_ACTION
 CARD_EVENT_TYPE = "supportbot_triage_card"
 CARD_BLOCK_ID = "triage_card_actions"
 MAX_LIST_ITEMS = 12
-MAX_FIELD_CHARS = 1900  # a section field holds at most 2000 characters
+MAX_LIST_CHARS = 1900  # a list or reason on a card, with room for its heading
 MAX_TEXT_CHARS = 2900
 MAX_QUOTE_CHARS = 500
 
@@ -111,7 +109,7 @@ def bullets(items: Iterable[str], limit: int = MAX_LIST_ITEMS) -> str:
     lines = [f"• {item}" for item in listed[:limit]]
     if len(listed) > limit:
         lines.append(f"… and {len(listed) - limit} more")
-    return "\n".join(lines)[:MAX_FIELD_CHARS]
+    return "\n".join(lines)[:MAX_LIST_CHARS]
 
 
 def assignee_text(ticket: TicketInfo) -> str:
@@ -128,18 +126,6 @@ def card_text(ticket: TicketInfo) -> str:
     return escape(" · ".join(parts))[:MAX_TEXT_CHARS]
 
 
-def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
-    element: Block = {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": text},
-        "value": value,
-    }
-    if style:
-        element["style"] = style
-    return element
-
-
 def card_buttons(ticket: TicketInfo, thread_url: str | None) -> Block:
     value = ticket.number
     elements: list[Block] = []
@@ -154,11 +140,9 @@ def card_buttons(ticket: TicketInfo, thread_url: str | None) -> Block:
             elements.append(button("Hand back to bot", HAND_BACK_ACTION, value))
         elements.append(button("Resolve", RESOLVE_ACTION, value))
     if thread_url:
-        link = button("Open thread", OPEN_THREAD_ACTION, value)
-        link["url"] = thread_url
-        elements.append(link)
+        elements.append(button("Open thread", OPEN_THREAD_ACTION, value, url=thread_url))
     elements.append(button("Trace", TRACE_ACTION, value))
-    return {"type": "actions", "block_id": CARD_BLOCK_ID, "elements": elements}
+    return actions(*elements, block_id=CARD_BLOCK_ID)
 
 
 def is_direct_message(ticket: TicketInfo) -> bool:
@@ -177,59 +161,34 @@ def card_blocks(
     heading = f"{emoji} *{escape(ticket.number)}* · {escape(ticket.status_label)}"
     heading += f" · from <@{ticket.slack_user_id}>" if ticket.slack_user_id else ""
     summary = escape(ticket.summary) if ticket.summary else "_new conversation_"
+    intents = escape(", ".join(label(i) for i in ticket.intents)) or "_none yet_"
     blocks: list[Block] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{heading}\n{summary}"}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Status*\n{escape(ticket.status_label)}"},
-                {"type": "mrkdwn", "text": f"*Assignee*\n{assignee_text(ticket)}"},
-                {
-                    "type": "mrkdwn",
-                    "text": "*Intents*\n"
-                    + (escape(", ".join(label(i) for i in ticket.intents)) or "_none yet_"),
-                },
-                {"type": "mrkdwn", "text": f"*Opened*\n{slack_date(ticket.created_at)}"},
-            ],
-        },
+        section(f"{heading}\n{summary}"),
+        fields_section(
+            f"*Status*\n{escape(ticket.status_label)}",
+            f"*Assignee*\n{assignee_text(ticket)}",
+            f"*Intents*\n{intents}",
+            f"*Opened*\n{slack_date(ticket.created_at)}",
+        ),
     ]
     if ticket.tasks:
-        text = "*Tasks*\n" + bullets(format_task(task) for task in ticket.tasks)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+        blocks.append(section("*Tasks*\n" + bullets(format_task(task) for task in ticket.tasks)))
     if ticket.actions:
-        text = "*Actions taken*\n" + bullets(escape(action) for action in ticket.actions)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+        blocks.append(section("*Actions taken*\n" + bullets(escape(a) for a in ticket.actions)))
     if latest:
         quoted = escape(" ".join(latest.split()))
         if len(quoted) > MAX_QUOTE_CHARS:
             quoted = quoted[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Latest message*\n>{quoted}"}}
-        )
+        blocks.append(section(f"*Latest message*\n>{quoted}"))
     if ticket.status in (ESCALATED, CLAIMED) and ticket.escalation_reason:
-        reason = escape(ticket.escalation_reason)[:MAX_FIELD_CHARS]
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": f":warning: *Escalated:* {reason}"},
-            }
-        )
+        reason = escape(ticket.escalation_reason)[:MAX_LIST_CHARS]
+        blocks.append(section(f":warning: *Escalated:* {reason}"))
     if is_direct_message(ticket):
         where = "a direct message with the bot (private: contact the customer directly)"
         thread_url = None
     else:
         where = f"<#{ticket.channel_id}>"
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"In {where} · updated {slack_date(ticket.updated_at)}",
-                }
-            ],
-        }
-    )
+    blocks.append(context(f"In {where} · updated {slack_date(ticket.updated_at)}"))
     blocks.append(card_buttons(ticket, thread_url))
     return blocks
 
@@ -282,8 +241,7 @@ def without_handoff_button(blocks: list[Block], ticket_number: str) -> list[Bloc
         if block.get("type") == "actions" and any(
             element.get("action_id") == TALK_TO_HUMAN_ACTION for element in elements
         ):
-            note = f"{escape(ticket_number)} · {HANDOFF_ACKNOWLEDGED}"
-            kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+            kept.append(context(f"{escape(ticket_number)} · {HANDOFF_ACKNOWLEDGED}"))
         else:
             kept.append(block)
     return kept
