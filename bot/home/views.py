@@ -12,9 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from bot.blocks import escape
+from bot.blocks import (
+    MAX_VIEW_BLOCKS,
+    Block,
+    View,
+    context,
+    divider,
+    escape,
+    header,
+    home,
+    section,
+)
 from bot.triage.views import (
     STATUS_EMOJI,
     age,
@@ -35,28 +44,10 @@ from storage.ticket_info import (
 )
 from storage.ticket_queries import CustomerRecords
 
-Block = dict[str, Any]
-View = dict[str, Any]
-
-MAX_HOME_BLOCKS = 100
+MAX_HOME_BLOCKS = MAX_VIEW_BLOCKS
 MAX_TICKETS_PER_SECTION = 15
 MAX_CUSTOMER_TICKETS = 10
 MAX_RECORDS = 10
-
-
-def header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
-
-
-def mrkdwn(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
-
-
-DIVIDER: Block = {"type": "divider"}
 
 
 def ticket_line(ticket: TicketInfo, now: dt.datetime, *, for_agent: bool) -> Block:
@@ -83,7 +74,7 @@ def ticket_line(ticket: TicketInfo, now: dt.datetime, *, for_agent: bool) -> Blo
         lines.append(f":warning: {escape(ticket.escalation_reason)}")
     elif ticket.intents:
         lines.append(escape(", ".join(label(i) for i in ticket.intents)))
-    return mrkdwn("\n".join(lines))
+    return section("\n".join(lines))
 
 
 def counts_line(counts: Mapping[str, int]) -> str:
@@ -98,7 +89,7 @@ def agent_home(tickets: Sequence[TicketInfo], counts: Mapping[str, int], now: dt
     blocks: list[Block] = [
         header("Support tickets"),
         context(counts_line(counts)),
-        DIVIDER,
+        divider(),
     ]
     sections = [
         (":rotating_light: Escalated: waiting for a person", (ESCALATED,), True),
@@ -108,7 +99,7 @@ def agent_home(tickets: Sequence[TicketInfo], counts: Mapping[str, int], now: dt
     for title, statuses, oldest_first in sections:
         chosen = [t for t in tickets if t.status in statuses]
         chosen.sort(key=lambda t: t.updated_at, reverse=not oldest_first)
-        blocks.append(mrkdwn(f"*{title}* ({len(chosen)})"))
+        blocks.append(section(f"*{title}* ({len(chosen)})"))
         if not chosen:
             blocks.append(context("Nothing here."))
         for ticket in chosen[:MAX_TICKETS_PER_SECTION]:
@@ -116,9 +107,9 @@ def agent_home(tickets: Sequence[TicketInfo], counts: Mapping[str, int], now: dt
         if len(chosen) > MAX_TICKETS_PER_SECTION:
             more = len(chosen) - MAX_TICKETS_PER_SECTION
             blocks.append(context(f"… and {more} more: `supportbot tickets` lists them all."))
-        blocks.append(DIVIDER)
+        blocks.append(divider())
     blocks.append(context(f"Resolved so far: {counts.get(RESOLVED, 0)} · as of {_stamp(now)}"))
-    return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+    return home(blocks)
 
 
 def customer_home(
@@ -128,14 +119,14 @@ def customer_home(
     blocks: list[Block] = [
         header("Your support"),
         context("Write to me in a direct message any time: orders, returns, invoices."),
-        DIVIDER,
-        mrkdwn(f"*Your tickets* ({len(tickets)})"),
+        divider(),
+        section(f"*Your tickets* ({len(tickets)})"),
     ]
     if not tickets:
         blocks.append(context("No conversations yet."))
     for ticket in list(tickets)[:MAX_CUSTOMER_TICKETS]:
         blocks.append(ticket_line(ticket, now, for_agent=False))
-    blocks += [DIVIDER, mrkdwn(f"*Your orders* ({len(records.orders)})")]
+    blocks += [divider(), section(f"*Your orders* ({len(records.orders)})")]
     if not records.orders:
         blocks.append(context("No orders."))
     for order in records.orders[:MAX_RECORDS]:
@@ -146,8 +137,8 @@ def customer_home(
         if order.eta:
             parts.append(f"ETA {order.eta.isoformat()}")
         items = escape(", ".join(order.items))
-        blocks.append(mrkdwn(" · ".join(parts) + (f"\n{items}" if items else "")))
-    blocks += [DIVIDER, mrkdwn(f"*Your returns* ({len(records.returns)})")]
+        blocks.append(section(" · ".join(parts) + (f"\n{items}" if items else "")))
+    blocks += [divider(), section(f"*Your returns* ({len(records.returns)})")]
     if not records.returns:
         blocks.append(context("No returns."))
     for rma in records.returns[:MAX_RECORDS]:
@@ -155,9 +146,9 @@ def customer_home(
             f"*{escape(rma.rma_number)}* · {escape(rma.status)} · {escape(rma.product)} "
             f"from {escape(rma.order_number)}\n_{escape(rma.reason)}_"
         )
-        blocks.append(mrkdwn(text))
+        blocks.append(section(text))
     blocks.append(context(f"As of {_stamp(now)}"))
-    return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+    return home(blocks)
 
 
 def _stamp(now: dt.datetime) -> str:
