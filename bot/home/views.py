@@ -13,17 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
-from bot.blocks import (
-    MAX_VIEW_BLOCKS,
-    Block,
-    View,
-    context,
-    divider,
-    escape,
-    header,
-    home,
-    section,
-)
+from bot.blocks import MAX_VIEW_BLOCKS, Block, View, context, divider, escape, header, home, section
 from bot.triage.views import (
     STATUS_EMOJI,
     age,
