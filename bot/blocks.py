@@ -7,7 +7,7 @@ untrusted parts (customer words, file names, LLM output) go through `escape` or
 otherwise refuse with `invalid_blocks`. Views stay pure functions returning plain dicts.
 
 Why not `slack_sdk.models.blocks`: it raises on over-long text instead of cutting it, and
-adds fields (`"emoji": true`) the tests and the stored cards would no longer match.
+adds fields (`"emoji": true`) that change the JSON the view tests pin down.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Pure functions, no I/O, tested directly (`tests/test_faq_views.py`). Slack's lim
 the output: a section holds at most 3000 characters and a message at most 50 blocks, so a
 long FAQ is split into pages that never cut a question in two (the first page replaces
 the progress message, the others go in its thread). Everything that came from a file or
-a model is escaped (`bot.messages.views`): a file named `<!channel>.md` pings nobody.
+a model is escaped (`bot.blocks.escape`): a file named `<!channel>.md` pings nobody.
 """
 
 from __future__ import annotations
