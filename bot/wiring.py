@@ -227,6 +227,7 @@ async def open_slack_runtime(
         )
         for feature in slack.features:
             slack.handlers.update(feature.job_handlers(slack))
+        await slack.agents.check_triage_channel()  # warns when it is public or shared
         yield slack
 
 

@@ -225,10 +225,8 @@ def refusal_text(reason: str, number: str, ticket: TicketInfo | None) -> str:
     )
 
 
-NOT_AN_AGENT = (
-    "Only the support team can do that: you need to be a configured support agent or a "
-    "member of the triage channel."
-)
+# Who counts as an agent depends on the setup (`bot.triage.agents`): no hint here.
+NOT_AN_AGENT = "Only the support team can do that."
 NOT_YOUR_TICKET = "Only the person who started this conversation can ask for a person here."
 
 

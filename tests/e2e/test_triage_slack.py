@@ -75,15 +75,22 @@ from tests.slack_signing import (
 )
 
 TRIAGE = "C0TRIAGE"
-AGENT2 = "U0AGENT2"  # a member of the triage channel, not a configured agent
+AGENT2 = "U0AGENT2"  # a second configured agent
 STRANGER = "U0STRANGER"
 CUSTOMER = "U0CUST"
 
 
 @pytest.fixture
 def triage_settings(fake_slack: FakeSlack, sqlite_url: str) -> Settings:
-    fake_slack.channel_members[TRIAGE] = [AGENT_ID, AGENT2]
-    return make_settings(fake_slack.api_url, sqlite_url, support_triage_channel=TRIAGE)
+    # STRANGER has joined the triage channel: with SUPPORT_AGENT_IDS set that grants nothing
+    # (membership as agent status: tests/e2e/test_triage_agents.py).
+    fake_slack.channel_members[TRIAGE] = [AGENT_ID, AGENT2, STRANGER]
+    return make_settings(
+        fake_slack.api_url,
+        sqlite_url,
+        support_triage_channel=TRIAGE,
+        support_agent_ids=[AGENT_ID, AGENT2],
+    )
 
 
 @pytest.fixture
@@ -304,7 +311,7 @@ async def test_claim_concurrent_claim_resolve_reopen_and_a_non_agent_refused(
     [card] = cards(fake_slack)
     assert CLAIM_ACTION in buttons(card)
     assert len(cards(fake_slack)) == 1 and len(card.edits) >= 3
-    assert len(fake_slack.calls_to("conversations.members")) == 1  # cached between clicks
+    assert fake_slack.calls_to("conversations.members") == []  # configured agents: not asked
 
 
 # --- traces -----------------------------------------------------------------------------
@@ -328,7 +335,7 @@ async def test_an_agent_reads_the_tickets_trace_in_a_modal_and_nobody_else_can(
         assert ephemerals(fake_slack, user) == [NOT_AN_AGENT]
     assert fake_slack.calls_to("views.open") == []
 
-    # A member of the triage channel (not a configured agent) opens it.
+    # An agent opens it.
     await click(bot, block_action(TRACE_ACTION, "T-00001", user=AGENT2, channel=TRIAGE))
     [opened] = fake_slack.calls_to("views.open")
     assert opened.params["trigger_id"] == "1111.2222.abcd"
@@ -519,7 +526,7 @@ async def test_app_home_for_an_agent_and_for_a_customer(
     await fake_slack.wait_for(lambda: len(cards(fake_slack)) == 2)
     await idle(bot)
 
-    await home_opened(bot, AGENT2)  # a triage-channel member counts as an agent
+    await home_opened(bot, AGENT2)
     await home_opened(bot, CUSTOMER)
     published = {
         call.params["user_id"]: call.params["view"] for call in fake_slack.calls_to("views.publish")

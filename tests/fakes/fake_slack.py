@@ -139,6 +139,9 @@ class FakeSlack(SlackFilesMixin):
         self._envelopes = itertools.count(1)
         self._init_files()  # file downloads and uploads: tests/fakes/fake_slack_files.py
         self.channel_members: dict[str, list[str]] = {}  # conversations.members, by channel
+        # conversations.members of a channel not in `channel_members` (None: channel_not_found)
+        self.default_members: list[str] | None = None
+        self.channel_info: dict[str, dict[str, Any]] = {}  # conversations.info, by channel
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -449,14 +452,26 @@ class FakeSlack(SlackFilesMixin):
     # --- triage: channel members, permalinks, channel history ---------------------------
 
     def _api_conversations_members(self, params: Params) -> dict[str, Any]:
+        """Paged like Slack's (`limit`, `cursor`)."""
         channel = str(params.get("channel"))
-        if channel not in self.channel_members:
+        members = self.channel_members.get(channel, self.default_members)
+        if members is None:
             return {"ok": False, "error": "channel_not_found"}
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        more = start + limit < len(members)
         return {
             "ok": True,
-            "members": list(self.channel_members[channel]),
-            "response_metadata": {"next_cursor": ""},
+            "members": list(members[start : start + limit]),
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+    def _api_conversations_info(self, params: Params) -> dict[str, Any]:
+        """`channel_info[channel]` (e.g. `{"is_private": True}`), else channel_not_found."""
+        channel = str(params.get("channel"))
+        if channel not in self.channel_info:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": {"id": channel, **self.channel_info[channel]}}
 
     def _api_chat_getPermalink(self, params: Params) -> dict[str, Any]:
         channel, ts = str(params.get("channel")), str(params.get("message_ts"))
