@@ -5,7 +5,7 @@ the concurrency bound and the requests-per-minute budget hold for the whole proc
 not per pipeline. Each attempt:
 
 1. takes a concurrency slot (asyncio.Semaphore, LLM_MAX_CONCURRENCY),
-2. takes a rate token (aiolimiter.AsyncLimiter, LLM_RPM) right before sending, so the
+2. takes a rate token (`rate_limit.SlidingWindowLimiter`, LLM_RPM) right before sending, so the
    token's time is the time the provider sees the request,
 3. runs under the per-call timeout (LLM_CALL_TIMEOUT_S),
 4. gives the slot back before any backoff sleep, so a retrying request never blocks
@@ -34,7 +34,6 @@ from typing import Generic, TypeVar
 
 import aiohttp
 import httpx
-from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -46,6 +45,7 @@ from tenacity.stop import stop_base
 
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLMError, LLMUnavailable
+from pipelines.llm.rate_limit import SlidingWindowLimiter, build_rate_limiter
 from pipelines.metrics import (
     LLM_CALL_SECONDS,
     LLM_CALLS,
@@ -97,22 +97,6 @@ def transient_reason(exc: BaseException) -> str | None:
     ):
         return "connection"
     return None
-
-
-def build_rate_limiter(rpm: int) -> AsyncLimiter:
-    """A leaky bucket that keeps any sliding 60 s window at or under `rpm` requests.
-
-    `AsyncLimiter(rpm, 60)` would let a burst of `rpm` through at once and then keep
-    leaking at rpm/60 per second, so a sliding window could see almost 2*rpm requests:
-    exactly the pattern that makes a provider answer 429. A bucket of capacity C draining
-    r per second admits at most C + 60*r requests in any 60 s window, so we use a small
-    bucket (about one second's worth, at least 1) and drain the rest of the budget evenly:
-    C + 60*r == rpm. Bursts start at once, then flow at the sustainable rate. (rpm == 1
-    drains one per minute: n calls less than 60 s apart need n <= 1 + r*60 - epsilon.)
-    """
-    burst = max(1, rpm // 60)
-    per_minute = max(rpm - burst, 1)
-    return AsyncLimiter(max_rate=burst, time_period=60.0 * burst / per_minute)
 
 
 class StopAfterFailures(stop_base):
@@ -172,7 +156,7 @@ class _LoopLimits:
 
     loop: asyncio.AbstractEventLoop
     semaphore: asyncio.Semaphore
-    limiter: AsyncLimiter
+    limiter: SlidingWindowLimiter
 
 
 class CallGate:
@@ -278,6 +262,8 @@ class CallGate:
             except TransientCallError as exc:
                 if exc.reason == "429":
                     LLM_RATE_LIMITED.inc()
+                    if exc.retry_after_s:
+                        limits.limiter.hold(exc.retry_after_s)
                 raise
             finally:
                 LLM_IN_FLIGHT.dec()
