@@ -445,7 +445,7 @@ def test_docx_external_entities_are_not_resolved(tmp_path: Path) -> None:
 def test_an_unexpected_parser_error_rejects_only_that_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(data: bytes) -> document_formats.Extracted:
+    def broken(data: bytes, stop: object = None) -> document_formats.Extracted:
         raise RuntimeError("parser bug")
 
     monkeypatch.setitem(document_formats.EXTRACTORS, "json", broken)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.documents.formats import EXTRACTORS, Unreadable, extract_pdf, sniff
+from pipelines.documents.formats import EXTRACTORS, StopSignal, Unreadable, sniff
 from pipelines.faq.chain import SourceDocument
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -84,14 +84,14 @@ def extract_text(
     mimetype: str | None = None,
     *,
     notes: list[str] | None = None,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
 ) -> SourceDocument | RejectedFile:
     """A document from a file's bytes, or the reason it cannot be used.
 
     When `notes` is given, anything the document lost on the way (pages past the limit,
     rows past the cap, a truncated text) is appended to it as "name: what happened", so the
     caller can tell the user that the FAQ rests on part of a file. `stop`, once set, makes
-    a PDF's page loop give up (see `extract_within`).
+    the format's reading loop give up at its next page, paragraph, row or value.
     """
     kind = file_kind(name, data, mimetype)
     if kind is None:
@@ -101,7 +101,7 @@ def extract_text(
     if not data.strip():
         return RejectedFile(name, "the file is empty")
     try:
-        extracted = extract_pdf(data, stop) if kind == "pdf" else EXTRACTORS[kind](data)
+        extracted = EXTRACTORS[kind](data, stop)
     except Unreadable as exc:
         return RejectedFile(name, exc.reason)
     except Exception as exc:  # a parser bug on hostile input must not sink the other files

@@ -4,8 +4,12 @@ Every extractor takes the file's bytes and returns `Extracted` (the text plus no
 anything left out), or raises `Unreadable` with a reason a user can act on. Limits are
 checked before the expensive step: a .docx's central directory is inspected before anything
 is inflated, a PDF's pages are counted before any is read, CSV rows and JSON lines are
-capped while rendering. Nothing here touches the network, resolves XML entities or
-evaluates content.
+capped while rendering (.docx lives in `word`). Nothing here touches the network,
+resolves XML entities or evaluates content.
+
+Every loop over the input (pages, paragraphs, table rows, HTML elements, CSV rows, JSON
+values) checks an optional stop signal, so a reader told to give up (a time limit, see
+`Deadline`) stops at the next item instead of reading on.
 """
 
 from __future__ import annotations
@@ -14,36 +18,30 @@ import csv
 import io
 import json
 import re
-import threading
-import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import docx
 from charset_normalizer import from_bytes
-from docx.table import Table
-from docx.text.paragraph import Paragraph
 from lxml import etree
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
-MB = 1024 * 1024
+from pipelines.documents.reading import (
+    Deadline,
+    Extracted,
+    StopSignal,
+    Unreadable,
+    looks_like,
+    raise_if_stopped,
+    sniff,
+)
+from pipelines.documents.word import extract_docx
+
 MAX_PDF_PAGES = 500
 MAX_CSV_ROWS = 5_000
 CSV_DELIMITERS = (",", ";", "\t", "|")
 MAX_JSON_LINES = 20_000
-MAX_ZIP_ENTRIES = 2_000
-MAX_UNZIPPED_BYTES = 100 * MB
-MAX_ZIP_RATIO = 200  # a deflated member this many times smaller than its content is a bomb
-ZIP_RATIO_FLOOR = 1 * MB  # below this size a high ratio is harmless (e.g. a file of spaces)
 
-CONTENT_NAMES = {
-    "pdf": "it is a PDF",
-    "zip": "it is a zip archive",
-    "ole": "it is an old Office file",
-    "html": "it is an HTML page",
-}
 WESTERN = "cp1252"
 NEAR_TIE = 0.1  # charset-normalizer "chaos" (0..1) within which cp1252 is preferred
 
@@ -56,37 +54,6 @@ BOMS: tuple[tuple[bytes, str], ...] = (
 )
 
 
-class Unreadable(Exception):
-    """The file cannot be used; `reason` says why, in words meant for the uploader."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass
-class Extracted:
-    """An extractor's output; the caller tidies, caps and titles it."""
-
-    text: str
-    notes: list[str] = field(default_factory=list)  # what was skipped or cut, for the user
-
-
-def sniff(data: bytes) -> str | None:
-    """What the bytes really are, from magic numbers: 'pdf', 'zip', 'ole' (legacy or
-    encrypted Office), 'html', or None. Used to explain a mismatch with the file's name."""
-    head = data[:1024].lstrip()
-    if head.startswith(b"%PDF-"):
-        return "pdf"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "ole"
-    if head.lower().startswith((b"<!doctype html", b"<html")):
-        return "html"
-    return None
-
-
 def decode_text(data: bytes) -> str:
     """Bytes to str: a BOM wins, then strict UTF-8, then charset-normalizer's best guess
     (cp1252, Latin-1, UTF-16 without BOM, ...). Binary content is refused, not garbled."""
@@ -94,7 +61,7 @@ def decode_text(data: bytes) -> str:
         if data.startswith(bom):
             return data.decode(encoding, errors="replace")
     if sniff(data) in ("pdf", "zip", "ole"):
-        raise Unreadable(f"binary content ({_looks_like(data)}), not text")
+        raise Unreadable(f"binary content ({looks_like(data)}), not text")
     if b"\x00" not in data:  # NULs decode as UTF-8 but mean UTF-16/32 or binary
         try:
             return data.decode("utf-8")
@@ -120,7 +87,7 @@ def _guess_decode(data: bytes) -> str | None:
     return str(best)
 
 
-def extract_plain(data: bytes) -> Extracted:
+def extract_plain(data: bytes, stop: StopSignal | None = None) -> Extracted:
     """Text, Markdown and reStructuredText are already what the model reads best."""
     return Extracted(decode_text(data))
 
@@ -130,11 +97,12 @@ BLOCK_TAGS = frozenset(
     (*HEADINGS, "p", "div", "li", "tr", "br", "section", "article", "table", "pre", "title")
 )
 HIDDEN_TAGS = frozenset(("script", "style", "noscript", "template", "svg", "iframe", "object"))
+HTML_STOP_CHECK_EVERY = 256  # walker events; a check per event would cost more than the walk
 INLINE_MARKS = {"title": "# ", "li": "- ", "td": " ", "th": " "}
 META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([\w.:-]{1,40})""", re.I)
 
 
-def extract_html(data: bytes) -> Extracted:
+def extract_html(data: bytes, stop: StopSignal | None = None) -> Extracted:
     """Visible text of a page: Markdown-style headings and bullets, a line break around
     block elements, nothing from scripts or styles. libxml2's HTML parser (via lxml) is
     used because it is linear on hostile input, where the stdlib parser of Python 3.11
@@ -148,7 +116,9 @@ def extract_html(data: bytes) -> Extracted:
     parts: list[str] = []
     if root is not None:
         walker = etree.iterwalk(root, events=("start", "end"))
-        for event, element in walker:
+        for number, (event, element) in enumerate(walker):
+            if number % HTML_STOP_CHECK_EVERY == 0:
+                raise_if_stopped(stop, "part-way through the page")
             tag = element.tag if isinstance(element.tag, str) else ""
             if event == "start" and tag in HIDDEN_TAGS:
                 walker.skip_subtree()  # its "end" still comes, with the tail text
@@ -184,15 +154,15 @@ def _decode_html(data: bytes) -> str:
     return decode_text(data)
 
 
-def extract_pdf(data: bytes, stop: threading.Event | None = None) -> Extracted:
+def extract_pdf(data: bytes, stop: StopSignal | None = None) -> Extracted:
     """Text of the first MAX_PDF_PAGES pages. An owner-password-only PDF opens with the empty
     user password; anything else encrypted is refused. A page that fails is skipped.
 
-    `stop` is checked before each page: a caller that gave up waiting (a time limit) sets
-    it, so the thread running this stops at the next page instead of reading on.
+    `stop` is checked before each page (one page's text is not interruptible: a process
+    time limit covers that, see `extract.extract_within`).
     """
     if b"%PDF-" not in data[:1024]:  # readers allow a little junk before the header
-        raise Unreadable(f"corrupt or unreadable PDF ({_looks_like(data)}, not a PDF)")
+        raise Unreadable(f"corrupt or unreadable PDF ({looks_like(data)}, not a PDF)")
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and _pdf_needs_password(reader):
@@ -205,8 +175,7 @@ def extract_pdf(data: bytes, stop: threading.Event | None = None) -> Extracted:
     notes: list[str] = []
     texts: list[str] = []
     for number in range(min(page_count, MAX_PDF_PAGES)):
-        if stop is not None and stop.is_set():
-            raise Unreadable(f"reading stopped at page {number + 1}: it took too long")
+        raise_if_stopped(stop, f"page {number + 1}")
         try:
             texts.append(reader.pages[number].extract_text() or "")
         except Exception:
@@ -227,59 +196,9 @@ def _pdf_needs_password(reader: PdfReader) -> bool:
         return True
 
 
-def extract_docx(data: bytes) -> Extracted:
-    """Paragraphs and tables in document order, headings marked with '#'. The zip is vetted
-    first: python-docx inflates every related part into memory."""
-    if sniff(data) == "ole":
-        raise Unreadable("the .docx is encrypted (password-protected) or is an old-style .doc file")
-    if sniff(data) != "zip":
-        raise Unreadable(f"corrupt or unreadable .docx ({_looks_like(data)}, not a zip)")
-    check_zip(data, ".docx")
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks = [_docx_block(item) for item in document.iter_inner_content()]
-    except Exception as exc:  # bad XML, missing parts, not a Word package
-        raise Unreadable("corrupt or unreadable .docx") from exc
-    return Extracted("\n".join(block for block in blocks if block))
-
-
-def check_zip(data: bytes, label: str) -> None:
-    """Refuse archives that would cost too much to open, using only the central directory.
-    zipfile stops inflating a member at its declared size, so a lying header cannot
-    exceed these limits either."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise Unreadable(f"corrupt or unreadable {label} (broken zip)") from exc
-    if len(members) > MAX_ZIP_ENTRIES:
-        raise Unreadable(
-            f"the {label} has too many parts ({len(members)}; at most {MAX_ZIP_ENTRIES})"
-        )
-    bomb = f"the {label} looks like a zip bomb"
-    if sum(member.file_size for member in members) > MAX_UNZIPPED_BYTES:
-        raise Unreadable(f"{bomb} (expands to more than {MAX_UNZIPPED_BYTES // MB} MB)")
-    for member in members:
-        ratio = member.file_size / max(1, member.compress_size)
-        if member.file_size > ZIP_RATIO_FLOOR and ratio > MAX_ZIP_RATIO:
-            raise Unreadable(f"{bomb} ({member.filename[:60]} is compressed {ratio:,.0f}:1)")
-
-
-def _docx_block(item: Paragraph | Table) -> str:
-    """One paragraph (with its heading level) or one table (a row per line, ' | ' cells)."""
-    if isinstance(item, Table):
-        rows = (" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows)
-        return "\n".join(row for row in rows if row.strip(" |"))
-    text = item.text.strip()
-    style = (item.style.name or "") if item.style is not None else ""
-    if text and style.startswith("Heading ") and style[-1].isdigit():
-        return "#" * int(style[-1]) + " " + text
-    if text and style == "Title":
-        return "# " + text
-    return text
-
-
-def extract_csv(data: bytes, delimiter: str | None = None) -> Extracted:
+def extract_csv(
+    data: bytes, stop: StopSignal | None = None, delimiter: str | None = None
+) -> Extracted:
     """Each row as 'column: value' lines (empty cells left out), rows separated by a blank
     line, so the model sees which value belongs to which header."""
     text = decode_text(data)
@@ -292,6 +211,7 @@ def extract_csv(data: bytes, delimiter: str | None = None) -> Extracted:
             if len(records) == MAX_CSV_ROWS:
                 notes.append(f"only the first {MAX_CSV_ROWS:,} rows were read")
                 break
+            raise_if_stopped(stop, f"row {len(records) + 1:,}")
             records.append(_csv_record(header, row))
     except csv.Error as exc:
         raise Unreadable(f"corrupt CSV (line {reader.line_num}: {exc})") from exc
@@ -313,7 +233,7 @@ def _csv_record(header: list[str], row: list[str]) -> str:
     )
 
 
-def extract_json(data: bytes) -> Extracted:
+def extract_json(data: bytes, stop: StopSignal | None = None) -> Extracted:
     """Flattened 'path: value' lines (e.g. 'faq[2].answer: ...'), one per leaf, capped."""
     try:
         value = json.loads(decode_text(data))
@@ -329,6 +249,7 @@ def extract_json(data: bytes) -> Extracted:
         if len(lines) == MAX_JSON_LINES:
             notes.append(f"only the first {MAX_JSON_LINES:,} values were read")
             break
+        raise_if_stopped(stop, f"value {len(lines) + 1:,}")
         lines.append(line)
     return Extracted("\n".join(lines), notes)
 
@@ -359,18 +280,30 @@ def _children(path: str, node: dict[str, Any] | list[Any]) -> Iterator[tuple[str
             yield f"{path}[{index}]", child
 
 
-def _looks_like(data: bytes) -> str:
-    """A short description of misnamed content, e.g. a sign-in page saved as report.pdf."""
-    return CONTENT_NAMES.get(sniff(data) or "", "unrecognised content")
+Extractor = Callable[[bytes, StopSignal | None], Extracted]
 
 
-Extractor = Callable[[bytes], Extracted]
+def extract_tsv(data: bytes, stop: StopSignal | None = None) -> Extracted:
+    return extract_csv(data, stop, delimiter="\t")
+
+
 EXTRACTORS: dict[str, Extractor] = {
     "text": extract_plain,
     "html": extract_html,
     "pdf": extract_pdf,
     "docx": extract_docx,
     "csv": extract_csv,
-    "tsv": lambda data: extract_csv(data, delimiter="\t"),
+    "tsv": extract_tsv,
     "json": extract_json,
 }
+
+__all__ = [
+    "EXTRACTORS",
+    "Deadline",
+    "Extracted",
+    "StopSignal",
+    "Unreadable",
+    "decode_text",
+    "extract_docx",
+    "sniff",
+]
