@@ -1,11 +1,17 @@
 """Prometheus metrics of the Slack layer and the work queue.
 
 Counters live in each process (prometheus sums them across replicas). The queue's depth
-is the database's, not a process's: `refresh_queue_gauges` reads it from the `jobs` table
-when `/metrics` is scraped, so every replica reports the same, true numbers.
+is the database's, not a process's: `QueueGauges` reads it from the `jobs` table when
+`/metrics` is scraped, so every replica reports the same, true numbers; at most once per
+`QUEUE_COUNTS_MAX_AGE_SECONDS` and one read at a time, so scraping `/metrics` in a loop
+cannot turn into a stream of counts over the jobs table.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
@@ -30,7 +36,8 @@ ACK_SECONDS = Histogram(
 )
 JOBS = Gauge(
     "supportbot_jobs",
-    "Jobs in the shared queue by status (read from the database at scrape time).",
+    "Jobs in the shared queue by status (read from the database at scrape time, at most"
+    " once every few seconds).",
     ["status"],
 )
 JOB_OUTCOMES = Counter(
@@ -58,10 +65,47 @@ SLACK_API_ERRORS = Counter(
 )
 
 
+QUEUE_COUNTS_MAX_AGE_SECONDS = 5.0
+
+
 async def refresh_queue_gauges(queue: JobQueue) -> None:
     """Set the `supportbot_jobs` gauge from the database's counts."""
     for status, count in (await queue.counts()).items():
         JOBS.labels(status=status).set(count)
+
+
+class QueueGauges:
+    """The `supportbot_jobs` gauge, refreshed from the database when it is `max_age` old.
+
+    A Prometheus scrape every 15 s costs one count; anyone scraping faster (or many
+    scrapers at once) shares the last one. Concurrent scrapes wait for the read in flight
+    instead of starting their own. A failed read is not retried before `max_age` either:
+    a database that is down is not asked again by every scrape.
+    """
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        *,
+        max_age: float = QUEUE_COUNTS_MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.queue = queue
+        self.max_age = max_age
+        self.clock = clock
+        self.reads = 0  # counts read from the database, for tests and curious operators
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        """Read the counts unless the last read (or attempt) is fresh; raises when it fails."""
+        async with self._lock:
+            now = self.clock()
+            if self._read_at is not None and now - self._read_at < self.max_age:
+                return
+            self._read_at = now
+            self.reads += 1
+            await refresh_queue_gauges(self.queue)
 
 
 def render_latest() -> tuple[bytes, str]:
@@ -77,8 +121,10 @@ __all__ = [
     "JOBS_IN_FLIGHT",
     "JOB_OUTCOMES",
     "JOB_SECONDS",
+    "QUEUE_COUNTS_MAX_AGE_SECONDS",
     "REPLIES_POSTED",
     "SLACK_API_ERRORS",
+    "QueueGauges",
     "refresh_queue_gauges",
     "render_latest",
 ]

@@ -1,10 +1,15 @@
 """Serving: the Starlette app (HTTP mode), Socket Mode, and the stand-alone worker process.
 
 HTTP routes:
-- `POST /slack/events` — every Slack request (events, commands, interactivity) through
-  Bolt's Starlette adapter; Bolt verifies the signature and the timestamp (401 otherwise);
+- `POST /slack/events` — every Slack request (events, commands, interactivity) to Bolt.
+  `bot.http_guard.SlackRequestGuard` in front refuses a body over `SLACK_MAX_BODY_BYTES`
+  (413) and a missing, stale or wrong signature (401) before anything is parsed; a signed
+  body that is not UTF-8 JSON or form gets a 400; Bolt verifies the signature again;
 - `GET /healthz` — 200 when the database answers `SELECT 1`, 503 when it does not;
-- `GET /metrics` — Prometheus text format, queue depth read from the database.
+  concurrent probes share one query;
+- `GET /metrics` — Prometheus text format, queue depth read from the database at most
+  every few seconds (`bot.metrics.QueueGauges`); with `METRICS_TOKEN` set it wants
+  `Authorization: Bearer <token>`.
 
 The embedded worker runs in the app's lifespan: it starts with the server and, on
 shutdown (SIGTERM), stops claiming, finishes or releases its jobs, then lets the server go.
@@ -25,15 +30,20 @@ from typing import Any
 import uvicorn
 from prometheus_client import start_http_server
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import (
+    to_async_bolt_request,
+    to_starlette_response,
+)
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.metrics import ACK_SECONDS, refresh_queue_gauges, render_latest
+from bot.http_guard import SLACK_EVENTS_PATH, SlackRequestGuard, bearer_token_matches
+from bot.metrics import ACK_SECONDS, QueueGauges, render_latest
 from bot.settings import Settings, SettingsError
 from bot.wiring import Feature, SlackRuntime, check_slack_token, open_slack_runtime
 from bot.worker import Worker
@@ -64,6 +74,41 @@ async def database_is_up(db: Database) -> bool:
         return False
 
 
+class DatabaseProbe:
+    """`database_is_up`, shared by concurrent callers: a flood of `/healthz` probes (the
+    route is open, load balancers send no token) runs one `SELECT 1` at a time."""
+
+    def __init__(self, slack: SlackRuntime) -> None:
+        self.slack = slack
+        self._in_flight: asyncio.Task[bool] | None = None
+
+    async def is_up(self) -> bool:
+        if self._in_flight is None or self._in_flight.done():
+            self._in_flight = asyncio.create_task(database_is_up(self.slack.core.db))
+        return await asyncio.shield(self._in_flight)
+
+
+async def slack_request_or_refusal(
+    request: Request,
+) -> tuple[AsyncBoltRequest | None, Response | None]:
+    """Bolt's request for this body, or a 400 when the body is not UTF-8 JSON or form.
+
+    Building Bolt's request only decodes and parses the body, so whatever it raises means
+    the body is malformed: one warning line, no traceback, no 500. Unsigned bodies never
+    get here (`SlackRequestGuard`).
+    """
+    body = await request.body()
+    try:
+        return to_async_bolt_request(request, body), None
+    except Exception as exc:
+        logger.warning(
+            "slack events: refused with 400, a signed body that does not parse (%d bytes): %s",
+            len(body),
+            type(exc).__name__,
+        )
+        return None, JSONResponse({"error": "malformed body"}, status_code=400)
+
+
 def create_asgi_app(
     slack: SlackRuntime,
     bolt: AsyncApp | None,
@@ -73,22 +118,39 @@ def create_asgi_app(
     """The ASGI app; `bolt=None` leaves out `/slack/events` (Socket Mode serves only health
     and metrics over HTTP)."""
 
+    settings = slack.settings
+    probe = DatabaseProbe(slack)
+    queue_gauges = QueueGauges(slack.queue)
+    metrics_token = settings.metrics_token
+
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
-        assert handler is not None
-        response = await handler.handle(request)
+        assert bolt is not None
+        bolt_request, refusal = await slack_request_or_refusal(request)
+        if bolt_request is None:
+            assert refusal is not None
+            return refusal
+        response = to_starlette_response(await bolt.async_dispatch(bolt_request))
         ACK_SECONDS.labels(mode="http").observe(time.perf_counter() - started)
         return response
 
     async def healthz(_: Request) -> Response:
-        if await database_is_up(slack.core.db):
+        if await probe.is_up():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_token is not None and not bearer_token_matches(
+            request.headers.get("authorization"), metrics_token.get_secret_value()
+        ):
+            return JSONResponse(
+                {"error": "unauthorized"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                await refresh_queue_gauges(slack.queue)
+                await queue_gauges.refresh()
         except Exception as exc:  # still serve the process's own metrics
             logger.warning("metrics: queue counts unavailable: %s", exc)
         body, content_type = render_latest()
@@ -108,14 +170,26 @@ def create_asgi_app(
                 worker.stop()
                 await worker_task
 
-    handler = AsyncSlackRequestHandler(bolt) if bolt is not None else None
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    if handler is not None:
-        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if bolt is not None:
+        routes.append(Route(SLACK_EVENTS_PATH, slack_events, methods=["POST"]))
+        middleware.append(slack_guard(settings))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def slack_guard(settings: Settings) -> Middleware:
+    """`SlackRequestGuard` configured from the settings (HTTP mode needs the secret)."""
+    if settings.slack_signing_secret is None:
+        raise SettingsError("missing required setting(s): SLACK_SIGNING_SECRET")
+    return Middleware(
+        SlackRequestGuard,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        max_body_bytes=settings.slack_max_body_bytes,
+    )
 
 
 # Idle keep-alive connections stay open this long (uvicorn's default is 5 s). Whatever sits
@@ -231,6 +305,7 @@ async def run_worker(
 
 __all__ = [
     "KEEP_ALIVE_SECONDS",
+    "DatabaseProbe",
     "TimedSocketModeHandler",
     "create_asgi_app",
     "database_is_up",

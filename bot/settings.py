@@ -50,6 +50,11 @@ class Settings(LLMSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     log_message_text: bool = False
     log_format: LogFormat = "text"  # `bot.logs`: a terminal's lines, or JSON for a collector
+    # Bodies of POST /slack/events over this are refused with 413 before they are read
+    # (`bot.http_guard`); Slack's requests are a few KB, a large modal submission far below.
+    slack_max_body_bytes: int = Field(default=512 * 1024, ge=4096)
+    # When set, GET /metrics wants `Authorization: Bearer <token>` (401 otherwise).
+    metrics_token: SecretStr | None = None
 
     @field_validator("support_channels", "support_agent_ids", mode="before")
     @classmethod
