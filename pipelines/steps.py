@@ -58,7 +58,7 @@ class StepRecord:
 
 @dataclass
 class Trace:
-    """Everything one pipeline run did, kept in memory and saved by `TraceStore`."""
+    """Everything one pipeline run did, kept in memory and saved by `TraceRecorder`."""
 
     pipeline: str
     input: dict[str, Any]

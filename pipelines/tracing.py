@@ -1,20 +1,24 @@
-"""Saving and reading traces, so a person can inspect every step of a run afterwards."""
+"""Traces of pipeline runs: saved through `storage.traces`, printed for `supportbot trace`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
-
-from pipelines.steps import Trace
-from storage.models import TraceRun, TraceStep, utcnow
+from pipelines.steps import StepRecord, Trace
+from storage.db import Sessions
+from storage.models import TraceRun
+from storage.traces import StoredStep, StoredTrace, TraceStore
 
 
-class TraceStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+class TraceRecorder:
+    """Saves a pipeline's `Trace` through `storage.traces.TraceStore`.
+
+    Storage cannot know the pipeline's types, so the conversion (`stored_trace`) lives
+    here, next to the type it converts.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._store = TraceStore(sessions)
 
     async def save(
         self,
@@ -25,45 +29,35 @@ class TraceStore:
         error: str | None = None,
     ) -> None:
         """Write the run and its steps in one transaction (a replayed run id is replaced)."""
-        async with self._sessions() as session, session.begin():
-            existing = await session.get(TraceRun, trace.run_id)
-            if existing is not None:
-                await session.delete(existing)
-                await session.flush()
-            run = TraceRun(
-                id=trace.run_id,
-                pipeline=trace.pipeline,
-                slack_user_id=trace.user_id,
-                input=trace.input,
-                output=output,
-                status=status,
-                error=error,
-                finished_at=utcnow(),
-            )
-            run.steps = [
-                TraceStep(
-                    seq=step.seq,
-                    name=step.name,
-                    model=step.model,
-                    prompt=step.prompt,
-                    raw_output=step.raw_output,
-                    parsed_output=step.parsed_output,
-                    latency_ms=step.latency_ms,
-                    attempts=step.attempts,
-                    tokens_in=step.usage.input_tokens,
-                    tokens_out=step.usage.output_tokens,
-                    tokens_cached=step.usage.cached_tokens,
-                    error=step.error,
-                )
-                for step in trace.steps
-            ]
-            session.add(run)
+        await self._store.save(stored_trace(trace), status=status, output=output, error=error)
 
-    async def load(self, run_id: str) -> TraceRun | None:
-        async with self._sessions() as session:
-            return await session.scalar(
-                select(TraceRun).options(selectinload(TraceRun.steps)).where(TraceRun.id == run_id)
-            )
+
+def stored_trace(trace: Trace) -> StoredTrace:
+    """`trace` as storage saves it."""
+    return StoredTrace(
+        run_id=trace.run_id,
+        pipeline=trace.pipeline,
+        user_id=trace.user_id,
+        input=trace.input,
+        steps=[_stored_step(step) for step in trace.steps],
+    )
+
+
+def _stored_step(step: StepRecord) -> StoredStep:
+    return StoredStep(
+        seq=step.seq,
+        name=step.name,
+        model=step.model,
+        prompt=step.prompt,
+        raw_output=step.raw_output,
+        parsed_output=step.parsed_output,
+        latency_ms=step.latency_ms,
+        attempts=step.attempts,
+        tokens_in=step.usage.input_tokens,
+        tokens_out=step.usage.output_tokens,
+        tokens_cached=step.usage.cached_tokens,
+        error=step.error,
+    )
 
 
 def format_trace(run: TraceRun, full_prompts: bool = False) -> str:

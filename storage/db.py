@@ -9,7 +9,7 @@ A session that only reads can say so (`read_only`): its transaction is a plain d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -19,6 +19,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+# The session factory as the layers above name it: `bot` and `pipelines` hand it to storage
+# functions without importing SQLAlchemy themselves (tests/test_layers.py).
+Sessions: TypeAlias = async_sessionmaker[AsyncSession]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "supportbot_read_only"

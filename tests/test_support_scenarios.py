@@ -15,10 +15,11 @@ from pipelines.llm.factory import build_llm, reset_shared_gate
 from pipelines.llm.offline import OfflineLLM
 from pipelines.support.contracts import IncomingMessage
 from pipelines.support.service import SupportService
-from pipelines.tracing import TraceStore, format_trace
+from pipelines.tracing import format_trace
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database
 from storage.models import BillingCase, ReturnAuthorization
+from storage.traces import TraceStore
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step, user_text
 

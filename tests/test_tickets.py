@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli.tickets import register
 from pipelines.steps import Trace
-from pipelines.tracing import TraceStore
+from pipelines.tracing import TraceRecorder
 from storage.backends import Actor, BusinessSystems
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
@@ -164,7 +164,7 @@ async def test_listing_counting_and_a_customers_own_tickets(database: Database) 
 async def test_latest_run_ids_of_a_ticket_newest_first(database: Database) -> None:
     store = TicketStore(database.sessions)
     conversations = ConversationStore(database.sessions)
-    traces = TraceStore(database.sessions)
+    traces = TraceRecorder(database.sessions)
     mine = await new_ticket(database, "8.0", user="U0A")
     other = await new_ticket(database, "8.1", user="U0A")
     assert await store.latest_run_ids(mine.id) == []

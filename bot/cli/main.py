@@ -26,11 +26,12 @@ from pipelines.documents.extract import load_documents
 from pipelines.faq.chain import MAX_QUESTIONS, faq_markdown
 from pipelines.faq.runs import create_faq
 from pipelines.support.contracts import IncomingMessage, SupportReply
-from pipelines.tracing import TraceStore, format_trace
+from pipelines.tracing import format_trace
 from storage.catalog import demo_ids, ensure_catalog, get_or_create_customer
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.privacy import ForgetReport, forget_user
+from storage.traces import TraceStore
 
 app = typer.Typer(help="A customer-support bot for Slack.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)

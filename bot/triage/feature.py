@@ -81,9 +81,9 @@ from bot.triage.views import (
     without_handoff_button,
 )
 from bot.worker import JobHandler
-from pipelines.tracing import TraceStore
 from storage.ticket_info import ESCALATED, TicketInfo
 from storage.tickets import TicketStore, Transition
+from storage.traces import TraceStore
 
 if TYPE_CHECKING:
     from bot.wiring import SlackRuntime

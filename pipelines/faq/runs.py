@@ -8,7 +8,7 @@ from pipelines.config import LLMSettings
 from pipelines.faq.chain import FaqItem, FaqResult, Mode, Progress, SourceDocument, build_faq
 from pipelines.llm.base import LLM
 from pipelines.steps import PipelineContext, Trace
-from pipelines.tracing import TraceStore
+from pipelines.tracing import TraceRecorder
 from storage.db import Database
 from storage.faqs import StoredDocument, StoredEntry, find_faq, save_faq
 
@@ -43,7 +43,7 @@ async def create_faq(
                  for e in done.entries]  # fmt: skip
         return FaqRun(result=FaqResult(items=items), run_id=done.run_id or "", faq_id=done.id)
     trace = Trace("faq", {"documents": [d.title for d in docs], "n": n, "mode": mode}, created_by)
-    traces = TraceStore(db.sessions)
+    traces = TraceRecorder(db.sessions)
     try:
         result = await build_faq(PipelineContext(llm, settings, trace), docs, n, mode, progress)
     except Exception as exc:

@@ -26,7 +26,7 @@ from pipelines.support.knowledge import KnowledgeBase
 from pipelines.support.orchestrator import build_workers
 from pipelines.support.request import Outcome, SupportRequest
 from pipelines.support.routing import HANDOFF_TEXT, answer_message
-from pipelines.tracing import TraceStore
+from pipelines.tracing import TraceRecorder
 from storage.backends import Actor, BusinessSystems
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
@@ -71,7 +71,7 @@ class SupportService:
         self.flood_limit = flood_limit
         self.conversations = ConversationStore(db.sessions)
         self.tickets = TicketStore(db.sessions)
-        self.traces = TraceStore(db.sessions)
+        self.traces = TraceRecorder(db.sessions)
         self.knowledge = KnowledgeBase(db.sessions)
         self.workers = build_workers(BusinessSystems(db.sessions))
 

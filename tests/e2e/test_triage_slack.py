@@ -39,7 +39,6 @@ from bot.triage.views import (
 from bot.worker import JobFailed
 from pipelines.llm import LLMUnavailable
 from pipelines.support.contracts import IncomingMessage, SupportReply
-from pipelines.tracing import TraceStore
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
@@ -56,6 +55,7 @@ from storage.ticket_info import (
     card_marker,
 )
 from storage.tickets import TicketStore
+from storage.traces import TraceStore
 from tests.e2e.conftest import (
     AGENT_ID,
     BOT_TOKEN,

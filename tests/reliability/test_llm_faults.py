@@ -19,9 +19,9 @@ from pipelines.llm.offline import OFFLINE_MODEL, OfflineLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
 from pipelines.support.contracts import IncomingMessage
 from pipelines.support.service import SupportService
-from pipelines.tracing import TraceStore
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.db import Database
+from storage.traces import TraceStore
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step
 

@@ -1,0 +1,99 @@
+"""Saving and reading traces, so a person can inspect every step of a run afterwards.
+
+Storage takes its own records (`StoredTrace`, `StoredStep`), not the pipeline's `Trace`:
+`pipelines.tracing.stored_trace` turns one into the other, so storage never imports the
+layer above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from storage.models import TraceRun, TraceStep, utcnow
+
+
+@dataclass(frozen=True)
+class StoredStep:
+    seq: int
+    name: str
+    model: str
+    prompt: str
+    raw_output: str | None
+    parsed_output: dict[str, Any] | None
+    latency_ms: float
+    attempts: int
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StoredTrace:
+    run_id: str
+    pipeline: str
+    user_id: str
+    input: dict[str, Any]
+    steps: Sequence[StoredStep]
+
+
+class TraceStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def save(
+        self,
+        trace: StoredTrace,
+        *,
+        status: str,
+        output: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Write the run and its steps in one transaction (a replayed run id is replaced)."""
+        async with self._sessions() as session, session.begin():
+            existing = await session.get(TraceRun, trace.run_id)
+            if existing is not None:
+                await session.delete(existing)
+                await session.flush()
+            run = TraceRun(
+                id=trace.run_id,
+                pipeline=trace.pipeline,
+                slack_user_id=trace.user_id,
+                input=trace.input,
+                output=output,
+                status=status,
+                error=error,
+                finished_at=utcnow(),
+            )
+            run.steps = [_step_row(step) for step in trace.steps]
+            session.add(run)
+
+    async def load(self, run_id: str) -> TraceRun | None:
+        """The run with its steps in order, or None when no run has this id."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(TraceRun).options(selectinload(TraceRun.steps)).where(TraceRun.id == run_id)
+            )
+
+
+def _step_row(step: StoredStep) -> TraceStep:
+    return TraceStep(
+        seq=step.seq,
+        name=step.name,
+        model=step.model,
+        prompt=step.prompt,
+        raw_output=step.raw_output,
+        parsed_output=step.parsed_output,
+        latency_ms=step.latency_ms,
+        attempts=step.attempts,
+        tokens_in=step.tokens_in,
+        tokens_out=step.tokens_out,
+        tokens_cached=step.tokens_cached,
+        error=step.error,
+    )
