@@ -13,8 +13,8 @@ modal or stores a job, then acknowledges; the work happens in the `faq_build` jo
   modal for the files of that message, listed rather than asked for; a message without
   files gets a modal saying so. It opens the modal instead of starting at once so the
   number of questions, the mode and the channel can still be chosen.
-- A submission is validated (no files, questions outside 1..50 -> inline errors via
-  `response_action: errors`), queued with the view id as its dedupe key (a redelivered
+- A submission is validated (no files, questions outside 1..50, a channel the requester
+  is not a member of (`bot.faq.access`) -> inline errors via `response_action: errors`), queued with the view id as its dedupe key (a redelivered
   submission queues nothing new), then the modal is replaced by a short confirmation.
 """
 
@@ -29,8 +29,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import escape
+from bot.faq.access import quick_refusal
 from bot.faq.job import FAQ_JOB, FaqJob
 from bot.faq.modal import (
+    CHANNEL_BLOCK,
     DEFAULT_QUESTIONS,
     HELP_TEXT,
     MODAL_CALLBACK,
@@ -140,11 +142,17 @@ class FaqFeature:
             if isinstance(submission, dict):
                 await ack(response_action="errors", errors=submission)
                 return
+            user_id = str((body.get("user") or {}).get("id") or "")
+            # Only where the requester is a member (`bot.faq.access`; the job checks fully).
+            refusal = await quick_refusal(slack.client, submission.channel_id, user_id)
+            if refusal is not None:
+                await ack(response_action="errors", errors={CHANNEL_BLOCK: refusal})
+                return
             team_id = str((body.get("team") or {}).get("id") or "")
             view_id = str(view.get("id") or body.get("trigger_id") or "")
             request = FaqJobRequest(
                 team_id=team_id,
-                user_id=str((body.get("user") or {}).get("id") or ""),
+                user_id=user_id,
                 channel_id=submission.channel_id,
                 files=submission.files,
                 questions=submission.questions,

@@ -1,9 +1,11 @@
 """The `faq_build` job: files -> documents -> FAQ chain -> messages in Slack, exactly once.
 
-Steps: post a progress message; fetch and extract the files (`bot.faq.files`); run
-`pipelines.faq.runs.create_faq` (which stores the FAQ as knowledge) while the progress
-message follows along ("Answered 4/10…"); turn the progress message into the FAQ's first
-page, post further pages in its thread, attach the FAQ as a Markdown file.
+Steps: check that the requester is a member of the channel (`bot.faq.access`; if not,
+tell them by DM and post nothing); post a progress message; fetch and extract the files
+(`bot.faq.files`); run `pipelines.faq.runs.create_faq` (which stores the FAQ as
+knowledge) while the progress message follows along ("Answered 4/10…"); turn the
+progress message into the FAQ's first page, post further pages in its thread, attach
+the FAQ as a Markdown file.
 
 Exactly once across retries: after each side effect the job saves a checkpoint in its own
 row (`jobs.payload["checkpoint"]`, written only while this worker holds the lease): the
@@ -28,6 +30,7 @@ from typing import Any
 from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.faq.access import not_a_member_text, requester_membership
 from bot.faq.files import TransientDownloadError, fetch_documents
 from bot.faq.modal import default_title
 from bot.faq.state import (
@@ -83,6 +86,8 @@ class FaqJob:
         just_sent: Page | None = None
         if not point.done:
             if point.progress_ts is None:
+                if not await self._requester_is_member(request):
+                    return {"refused": "not_a_member"}
                 point.title = request.title or default_title(
                     [f.name for f in request.files if f.name]
                 )
@@ -242,6 +247,21 @@ class FaqJob:
                 )
 
     # --- Slack and the database -------------------------------------------------------
+
+    async def _requester_is_member(self, request: FaqJobRequest) -> bool:
+        """Post only where the requester is a member (`bot.faq.access`); else tell them."""
+        found = await self._call(
+            "conversations.members",
+            requester_membership(self._client, request.channel_id, request.user_id),
+        )
+        if found.member:
+            return True
+        logger.info("FAQ refused: %s is not in %s", request.user_id, request.channel_id)
+        text = not_a_member_text(request.channel_id, found)
+        await self._call(
+            "chat.postMessage", self._client.chat_postMessage(channel=request.user_id, text=text)
+        )
+        return False
 
     async def _post_progress(self, request: FaqJobRequest, page: Page, job_id: int) -> str:
         response = await self._call(

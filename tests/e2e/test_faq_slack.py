@@ -88,6 +88,12 @@ class SlowLLM(OfflineLLM):
 # --- harness ----------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def requester_is_in_every_channel(fake_slack: FakeSlack) -> None:
+    """/faq posts only where the requester is a member (tests/e2e/test_faq_access.py)."""
+    fake_slack.default_members = [USER]
+
+
 @pytest.fixture
 async def bot(settings: Settings) -> AsyncIterator[BotServer]:
     async with run_bot_server(settings, features=[FaqFeature(progress_interval=INTERVAL)]) as b:
