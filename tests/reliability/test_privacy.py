@@ -40,8 +40,9 @@ SECRET_TEXT = "my card number is 4111 1111 1111 1111 and invoice INV-10011 is wr
 
 
 @pytest.fixture
-def db(sqlite_db: Database) -> Database:
-    return sqlite_db
+def db(database: Database) -> Database:
+    """SQLite, and PostgreSQL when TEST_POSTGRES_URL is set."""
+    return database
 
 
 def message(user: str, n: int, text: str = SECRET_TEXT) -> IncomingMessage:
