@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -60,6 +60,41 @@ async def find_faq(sessions: async_sessionmaker[AsyncSession], request_key: str)
         return await session.scalar(
             select(Faq).options(selectinload(Faq.entries)).where(Faq.request_key == request_key)
         )
+
+
+async def faq_entries(sessions: async_sessionmaker[AsyncSession], faq_id: int) -> list[StoredEntry]:
+    """The entries of one stored FAQ, in their order."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(FaqEntry).where(FaqEntry.faq_id == faq_id).order_by(FaqEntry.position)
+        )
+        return [_stored_entry(row) for row in rows]
+
+
+async def entries_version(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+    """(count, highest id) of all FAQ entries: changes whenever entries are added or removed.
+
+    Cheap enough to ask before every search, so a cached index is rebuilt only when the
+    entries changed.
+    """
+    async with sessions() as session:
+        count, highest = (
+            await session.execute(select(func.count(FaqEntry.id), func.max(FaqEntry.id)))
+        ).one()
+    return int(count or 0), int(highest or 0)
+
+
+async def latest_entries(
+    sessions: async_sessionmaker[AsyncSession], limit: int
+) -> list[StoredEntry]:
+    """The `limit` most recently stored FAQ entries, newest first."""
+    async with sessions() as session:
+        rows = await session.scalars(select(FaqEntry).order_by(FaqEntry.id.desc()).limit(limit))
+        return [_stored_entry(row) for row in rows]
+
+
+def _stored_entry(row: FaqEntry) -> StoredEntry:
+    return StoredEntry(row.question, row.answer, tuple(map(str, row.sources)))
 
 
 async def _insert_faq(

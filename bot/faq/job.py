@@ -40,14 +40,13 @@ from bot.faq.state import (
     job_messages,
     page_metadata,
     save_checkpoint,
-    stored_items,
 )
 from bot.faq.views import Page, Progress, failure_page, faq_pages, progress_page
 from bot.messages.reply_job import SLACK_CALL_ERRORS, slack_error, to_job_failure
 from bot.worker import JobFailed
 from pipelines.config import LLMSettings
 from pipelines.faq.chain import FaqItem, FaqResult, faq_markdown
-from pipelines.faq.runs import create_faq
+from pipelines.faq.runs import create_faq, stored_faq_items
 from pipelines.llm import LLMUnavailable
 from pipelines.llm.base import LLM
 from pipelines.log_context import bind
@@ -186,7 +185,7 @@ class FaqJob:
 
     async def _publish(self, job: LeasedJob, request: FaqJobRequest, point: Checkpoint) -> None:
         assert point.progress_ts is not None and point.faq_id is not None
-        items = await stored_items(self._db, point.faq_id)
+        items = await stored_faq_items(self._db, point.faq_id)
         pages = faq_pages(
             point.title,
             items,

@@ -20,14 +20,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from bot.faq.modal import FileRef
 from bot.faq.views import Page
 from bot.worker import JobFailed
-from pipelines.faq.chain import FaqItem, Mode
+from pipelines.faq.chain import Mode
 from storage.db import Database
-from storage.models import FaqEntry
 from storage.queue import JobQueue, LeasedJob
 
 logger = logging.getLogger(__name__)
@@ -66,18 +64,6 @@ async def save_checkpoint(db: Database, job: LeasedJob, point: Checkpoint) -> No
     if not await JobQueue(db).checkpoint(job, payload):
         raise JobFailed("lease lost while saving the checkpoint", can_notify=False)
     job.payload["checkpoint"] = payload["checkpoint"]  # `give_up` sees the latest
-
-
-async def stored_items(db: Database, faq_id: int) -> list[FaqItem]:
-    """The entries of a stored FAQ: a retry posts them instead of building the FAQ again."""
-    async with db.sessions() as session:
-        rows = await session.scalars(
-            select(FaqEntry).where(FaqEntry.faq_id == faq_id).order_by(FaqEntry.position)
-        )
-        return [
-            FaqItem(question=r.question, answer=r.answer, sources=list(map(str, r.sources)))
-            for r in rows
-        ]
 
 
 def page_metadata(job_id: int, page: int) -> dict[str, Any]:
@@ -160,5 +146,4 @@ __all__ = [
     "job_messages",
     "page_metadata",
     "save_checkpoint",
-    "stored_items",
 ]

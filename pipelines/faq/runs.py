@@ -10,7 +10,7 @@ from pipelines.llm.base import LLM
 from pipelines.steps import PipelineContext, Trace
 from pipelines.tracing import TraceRecorder
 from storage.db import Database
-from storage.faqs import StoredDocument, StoredEntry, find_faq, save_faq
+from storage.faqs import StoredDocument, StoredEntry, faq_entries, find_faq, save_faq
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,9 @@ async def create_faq(
             request_key=request_key,
         )
     return FaqRun(result=result, run_id=trace.run_id, faq_id=faq_id)
+
+
+async def stored_faq_items(db: Database, faq_id: int) -> list[FaqItem]:
+    """The items of a stored FAQ: a retried job posts them instead of building the FAQ again."""
+    entries = await faq_entries(db.sessions, faq_id)
+    return [FaqItem(question=e.question, answer=e.answer, sources=list(e.sources)) for e in entries]

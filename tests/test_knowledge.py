@@ -1,0 +1,79 @@
+"""The knowledge base reads stored FAQ entries through `storage.faqs`, on each backend.
+
+What matters to a customer: an FAQ stored a moment ago is searchable on the next
+question (the index follows the entries), and a retried `/faq` job gets the stored FAQ's
+items back in their order.
+"""
+
+from __future__ import annotations
+
+from pipelines.faq.chain import FaqItem
+from pipelines.faq.runs import stored_faq_items
+from pipelines.support.knowledge import KnowledgeBase, KnowledgeEntry
+from storage.db import Database
+from storage.faqs import (
+    StoredDocument,
+    StoredEntry,
+    entries_version,
+    faq_entries,
+    latest_entries,
+    save_faq,
+)
+
+
+async def store(db: Database, *entries: StoredEntry) -> int:
+    return await save_faq(
+        db.sessions,
+        title="Help",
+        documents=[StoredDocument("help.md", "…")],
+        entries=list(entries),
+        mode="parallel",
+        run_id=None,
+    )
+
+
+SHIPPING = StoredEntry("How long does shipping take?", "Three to five days.", ["shipping.md"])
+RETURNS = StoredEntry("Can I return a sofa?", "Within 30 days, unused.", ["returns.md"])
+INVOICE = StoredEntry("Where is my invoice?", "In your account, under Orders.", ["billing.md"])
+
+
+async def test_entries_version_changes_when_entries_are_stored(database: Database) -> None:
+    assert await entries_version(database.sessions) == (0, 0)
+    await store(database, SHIPPING, RETURNS)
+    count, highest = await entries_version(database.sessions)
+    assert count == 2 and highest > 0
+    await store(database, INVOICE)
+    assert (await entries_version(database.sessions))[0] == 3
+
+
+async def test_latest_entries_newest_first_and_bounded(database: Database) -> None:
+    await store(database, SHIPPING, RETURNS)
+    await store(database, INVOICE)
+    latest = await latest_entries(database.sessions, limit=2)
+    assert [e.question for e in latest] == [INVOICE.question, RETURNS.question]
+    assert tuple(latest[0].sources) == ("billing.md",)
+
+
+async def test_faq_entries_of_one_faq_in_their_order(database: Database) -> None:
+    first = await store(database, SHIPPING, RETURNS)
+    await store(database, INVOICE)
+    assert [e.question for e in await faq_entries(database.sessions, first)] == [
+        SHIPPING.question,
+        RETURNS.question,
+    ]
+    assert await stored_faq_items(database, first) == [
+        FaqItem(question=SHIPPING.question, answer=SHIPPING.answer, sources=["shipping.md"]),
+        FaqItem(question=RETURNS.question, answer=RETURNS.answer, sources=["returns.md"]),
+    ]
+
+
+async def test_knowledge_base_finds_an_faq_stored_after_its_first_search(
+    database: Database,
+) -> None:
+    knowledge = KnowledgeBase(database.sessions)
+    assert await knowledge.search("shipping days") == []
+    await store(database, SHIPPING, RETURNS)
+    found = await knowledge.search("how many days does shipping take", k=1)
+    assert found == [KnowledgeEntry(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
+    await store(database, INVOICE)
+    assert (await knowledge.search("invoice", k=1))[0].sources == ("billing.md",)
