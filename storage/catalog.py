@@ -75,6 +75,12 @@ async def ensure_catalog(session: AsyncSession) -> dict[str, Product]:
     return existing
 
 
+async def seed_catalog(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """`ensure_catalog` in a transaction of its own (`supportbot db seed`)."""
+    async with sessions() as session, session.begin():
+        await ensure_catalog(session)
+
+
 def _build_demo_records(
     session: AsyncSession, customer: Customer, products: dict[str, Product]
 ) -> None:

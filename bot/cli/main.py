@@ -27,7 +27,7 @@ from pipelines.faq.chain import MAX_QUESTIONS, faq_markdown
 from pipelines.faq.runs import create_faq
 from pipelines.support.contracts import IncomingMessage, SupportReply
 from pipelines.tracing import format_trace
-from storage.catalog import demo_ids, ensure_catalog, get_or_create_customer
+from storage.catalog import demo_ids, get_or_create_customer, seed_catalog
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.privacy import ForgetReport, forget_user
@@ -74,8 +74,7 @@ def db_seed(
     async def seed() -> None:
         db = Database(settings.database_url)
         try:
-            async with db.sessions() as session, session.begin():
-                await ensure_catalog(session)
+            await seed_catalog(db.sessions)
             for user in users or ["UDEMO1", "UDEMO2"]:
                 customer = await get_or_create_customer(db.sessions, user)
                 ids = await demo_ids(db.sessions, customer.id)
