@@ -10,12 +10,24 @@ cannot turn into a stream of counts over the jobs table.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    make_wsgi_app,
+)
 from prometheus_client import generate_latest as _generate_latest
 
+from bot.http_guard import bearer_token_matches
 from storage.queue import JobQueue
 
 EVENTS_RECEIVED = Counter(
@@ -113,6 +125,35 @@ def render_latest() -> tuple[bytes, str]:
     return _generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # one line per scrape otherwise
+        pass
+
+
+def start_metrics_server(port: int, token: str | None, host: str = "0.0.0.0") -> WSGIServer:
+    """`supportbot worker --metrics-port`: prometheus_client's exposition in a daemon thread,
+    behind `METRICS_TOKEN` like `serve`'s `/metrics` (prometheus_client's own
+    `start_http_server` has no way to ask for a token). Call `shutdown()` when done."""
+    exposition = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if token is not None and not bearer_token_matches(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
+            )
+            return [b"unauthorized\n"]
+        return exposition(environ, start_response)
+
+    server = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
 __all__ = [
     "ACK_SECONDS",
     "EVENTS_ENQUEUED",
@@ -127,4 +168,5 @@ __all__ = [
     "QueueGauges",
     "refresh_queue_gauges",
     "render_latest",
+    "start_metrics_server",
 ]

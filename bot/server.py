@@ -28,7 +28,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
-from prometheus_client import start_http_server
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import (
     to_async_bolt_request,
@@ -43,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.http_guard import SLACK_EVENTS_PATH, SlackRequestGuard, bearer_token_matches
-from bot.metrics import ACK_SECONDS, QueueGauges, render_latest
+from bot.metrics import ACK_SECONDS, QueueGauges, render_latest, start_metrics_server
 from bot.settings import Settings, SettingsError
 from bot.wiring import Feature, SlackRuntime, check_slack_token, open_slack_runtime
 from bot.worker import Worker
@@ -298,9 +297,17 @@ async def run_worker(
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # not on Windows
                 loop.add_signal_handler(signum, worker.stop)
-        if metrics_port:
-            start_http_server(metrics_port)
-        await worker.run()
+        token = settings.metrics_token
+        metrics_server = (
+            start_metrics_server(metrics_port, token.get_secret_value() if token else None)
+            if metrics_port
+            else None
+        )
+        try:
+            await worker.run()
+        finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
 
 
 __all__ = [

@@ -14,18 +14,19 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import slack_bolt.request.async_request as bolt_request
 from sqlalchemy import func, select
 
 from bot import server as server_module
 from bot.http_guard import slack_signature_is_valid
-from bot.metrics import QueueGauges
+from bot.metrics import QueueGauges, start_metrics_server
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import Job
 from storage.queue import JobQueue
-from tests.e2e.conftest import BotServer, make_settings, run_bot_server
+from tests.e2e.conftest import BotServer, free_port, make_settings, run_bot_server
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import SIGNING_SECRET, dm_event, encode, event_callback, signed_headers
 
@@ -274,3 +275,16 @@ async def test_queue_gauges_read_again_once_they_are_old(sqlite_db: Database) ->
     now[0] += 5.1
     await gauges.refresh()
     assert gauges.reads == 2
+
+
+async def test_the_workers_metrics_port_wants_the_token_too() -> None:
+    port = free_port()
+    server = start_metrics_server(port, METRICS_TOKEN, host="127.0.0.1")
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            url = f"http://127.0.0.1:{port}/metrics"
+            assert (await http.get(url)).status_code == 401
+            good = await http.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    finally:
+        server.shutdown()
+    assert good.status_code == 200 and "supportbot_job_outcomes_total" in good.text
