@@ -12,6 +12,8 @@ the cheap checks first, on the raw bytes:
   within five minutes): 401 when it is missing, stale or wrong.
 
 Only a signed body within the cap reaches the app behind it (replayed as one message).
+The one exception is Slack's `ssl_check=1` probe of a slash command's URL, which may come
+unsigned: the guard answers it 200 itself, as Bolt's `SslCheck` would, and dispatches nothing.
 Bolt then verifies the signature again; that check stays on (SPEC section 3: never
 disabled), so a route without this guard in front is still safe.
 """
@@ -23,6 +25,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 # Slack's own limit, the one Bolt and slack_sdk apply: older timestamps are replays.
 SIGNATURE_MAX_AGE_SECONDS = 5 * 60
+# `ssl_check=1&token=...` is a few dozen bytes; nothing bigger is looked at unsigned.
+SSL_CHECK_MAX_BYTES = 512
 
 
 class Refused(Exception):
@@ -44,6 +49,16 @@ class Refused(Exception):
 
     def response(self) -> Response:
         return JSONResponse({"error": self.reason}, status_code=self.status)
+
+
+class SslCheck(Refused):
+    """An unsigned `ssl_check=1` probe: answered 200 with no body, dispatched nowhere."""
+
+    def __init__(self) -> None:
+        super().__init__(200, "ssl_check")
+
+    def response(self) -> Response:
+        return Response(status_code=200)
 
 
 def slack_signature_is_valid(
@@ -64,6 +79,15 @@ def slack_signature_is_valid(
         return False
     digest = hmac.new(secret, b"v0:" + timestamp + b":" + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(b"v0=" + digest.encode(), signature)
+
+
+def is_ssl_check(body: bytes, content_type: bytes | None) -> bool:
+    """Slack's `ssl_check=1` form post (Bolt's `SslCheck` answers it before verifying)."""
+    if len(body) > SSL_CHECK_MAX_BYTES or not (content_type or b"").startswith(
+        b"application/x-www-form-urlencoded"
+    ):
+        return False
+    return parse_qs(body).get(b"ssl_check") == [b"1"]
 
 
 async def read_capped(receive: Receive, max_bytes: int) -> bytes:
@@ -122,10 +146,11 @@ class SlackRequestGuard:
         try:
             body = await self.checked_body(scope, receive)
         except Refused as refused:
-            client = scope.get("client") or ("?", 0)
-            logger.warning(
-                "slack events: refused with %d from %s: %s", refused.status, client[0], refused
-            )
+            if refused.status >= 400:
+                client = scope.get("client") or ("?", 0)
+                logger.warning(
+                    "slack events: refused with %d from %s: %s", refused.status, client[0], refused
+                )
             await refused.response()(scope, receive, send)
             return
         await self.app(scope, replaying(body, receive), send)
@@ -143,6 +168,8 @@ class SlackRequestGuard:
         timestamp = headers.get(b"x-slack-request-timestamp")
         signature = headers.get(b"x-slack-signature")
         if not slack_signature_is_valid(self.secret, body, timestamp, signature, self.clock()):
+            if is_ssl_check(body, headers.get(b"content-type")):
+                raise SslCheck()
             raise Refused(401, "invalid request")
         return body
 
@@ -161,6 +188,7 @@ __all__ = [
     "Refused",
     "SlackRequestGuard",
     "bearer_token_matches",
+    "is_ssl_check",
     "read_capped",
     "slack_signature_is_valid",
 ]

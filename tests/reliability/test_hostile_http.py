@@ -191,6 +191,17 @@ async def test_a_signed_event_still_gets_its_200_and_one_job(
     assert await job_count(bot) == 1
 
 
+async def test_an_unsigned_ssl_check_is_answered_and_dispatches_nothing(
+    bot: BotServer, parses: list[int]
+) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert await post_raw(bot, b"ssl_check=1&token=legacy", form) == 200
+    assert await post_raw(bot, b"ssl_check=0&command=%2Ffaq", form) == 401
+    smuggled = b"ssl_check=1&payload=" + b"a" * 1024  # only a bare probe passes unsigned
+    assert await post_raw(bot, smuggled, form) == 401
+    assert parses == []
+
+
 def test_the_signature_check_is_slacks_v0_with_its_time_window() -> None:
     body = b'{"a": 1}'
     headers = signed(body)
