@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 import time
 import zipfile
 from pathlib import Path
 
 import docx
 import pytest
-from pypdf import PageObject, PdfReader, PdfWriter
+from pypdf import PdfReader, PdfWriter
 
 from pipelines.documents import extract as documents_module
 from pipelines.documents import formats as document_formats
+from pipelines.documents import word as document_word
 from pipelines.documents.extract import (
     MAX_FILE_BYTES,
     RejectedFile,
@@ -27,7 +29,9 @@ from pipelines.documents.extract import (
     extract_within,
     load_documents,
 )
+from pipelines.documents.formats import Deadline
 from pipelines.faq.chain import SourceDocument
+from tests.hostile_files import many_styles_docx, nothing_left_reading, slow_pdf
 
 # --- fixture builders -------------------------------------------------------------------
 
@@ -464,46 +468,104 @@ def test_html_table_cells_are_separated() -> None:
     assert extracted("t.html", page) == "Plan Price\nPro $20"
 
 
-# --- time limit ---------------------------------------------------------------------------
+# --- hostile .docx and stopping ----------------------------------------------------------
 
 
-def slow_pages(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[int]:
-    """Make every PDF page take `seconds` to read (as a hostile content stream can);
-    returns a list that grows by one per page read."""
-    read: list[int] = []
-    original = PageObject.extract_text
-
-    def slow(self: PageObject, *args: object, **kwargs: object) -> str:
-        time.sleep(seconds)
-        read.append(1)
-        return original(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(PageObject, "extract_text", slow)
-    return read
-
-
-async def test_a_file_that_reads_too_slowly_is_refused_and_its_thread_stops(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    read = slow_pages(monkeypatch, 0.1)
-    notes: list[str] = []
-    monkeypatch.setattr(document_formats, "MAX_PDF_PAGES", 39)  # a note, if it ever finished
+def test_docx_with_thousands_of_styles_is_read_in_linear_time() -> None:
+    data = many_styles_docx(3_000, 2_000)  # took 8 s when every paragraph scanned the styles
     started = time.monotonic()
-    outcome = await extract_within("slow.pdf", make_pdf(["p"] * 40), notes=notes, limit_s=0.35)
-    assert time.monotonic() - started < 1.0  # the caller did not wait for 40 pages
-    assert outcome == RejectedFile("slow.pdf", "took longer than 0.35 s to read, so it was skipped")
-    await asyncio.sleep(0.4)
-    pages_read = len(read)
-    await asyncio.sleep(0.3)
-    assert len(read) == pages_read <= 6  # stopped at a page boundary, not after 40 pages
-    assert notes == []
+    text = extracted("styles.docx", data)
+    assert time.monotonic() - started < 1.0
+    assert text.split("\n") == [f"p{i}" for i in range(3_000)]
 
 
-async def test_a_file_read_within_the_limit_keeps_its_text_and_notes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(document_formats, "MAX_PDF_PAGES", 2)
+def test_docx_paragraph_cap_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(document_word, "MAX_DOCX_PARAGRAPHS", 2)
     notes: list[str] = []
-    outcome = await extract_within("long.pdf", make_pdf(["One", "Two", "Three"]), notes=notes)
-    assert isinstance(outcome, SourceDocument) and outcome.text == "One\n\nTwo"
-    assert notes == ["long.pdf: only the first 2 of 3 pages were read"]
+    outcome = extract_text("policy.docx", make_docx(), notes=notes)
+    assert isinstance(outcome, SourceDocument)
+    assert outcome.text == (
+        "# Refund policy\nRefunds are issued within 14 days of a return.\nPlan | Price\nPro | $20"
+    )
+    assert notes == ["policy.docx: only the first 2 paragraphs were read; the rest was skipped"]
+
+
+def test_docx_table_cell_cap_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(document_word, "MAX_DOCX_CELLS", 3)
+    notes: list[str] = []
+    outcome = extract_text("policy.docx", make_docx(), notes=notes)
+    assert isinstance(outcome, SourceDocument)
+    assert outcome.text == (
+        "# Refund policy\nRefunds are issued within 14 days of a return.\nPlan | Price"
+    )
+    assert notes == ["policy.docx: only the first 3 table cells were read; the rest was skipped"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "where"),
+    [
+        ("policy.docx", make_docx(), "paragraph 1"),
+        ("page.html", b"<p>Hello</p>", "part-way through the page"),
+        ("manual.pdf", make_pdf(["One", "Two"]), "page 1"),
+        ("rows.csv", b"a,b\n1,2\n", "row 1"),
+        ("rows.tsv", b"a\tb\n1\t2\n", "row 1"),
+        ("list.json", b"[1, 2]", "value 1"),
+    ],
+)
+def test_every_reading_loop_stops_when_told(name: str, data: bytes, where: str) -> None:
+    stop = threading.Event()
+    stop.set()
+    outcome = extract_text(name, data, stop=stop)
+    assert outcome == RejectedFile(name, f"reading stopped at {where}: it took too long")
+
+
+def test_a_deadline_in_the_past_stops_reading() -> None:
+    outcome = extract_text("styles.docx", many_styles_docx(10, 2), stop=Deadline(0.0))
+    assert outcome == RejectedFile(
+        "styles.docx", "reading stopped at paragraph 1: it took too long"
+    )
+
+
+# --- time limit (a child process per file) ------------------------------------------------
+
+
+async def test_a_file_that_reads_too_slowly_is_refused_and_its_reader_is_killed() -> None:
+    await extract_within("warm.md", b"The first child also starts the fork server.")
+    notes: list[str] = []
+    started = time.monotonic()
+    outcome = await extract_within("slow.pdf", slow_pdf(1_000_000), notes=notes, limit_s=0.5)
+    assert time.monotonic() - started < 1.0  # one page that takes seconds: only a kill stops it
+    assert outcome == RejectedFile("slow.pdf", "took longer than 0.5 s to read, so it was skipped")
+    assert notes == []
+    await nothing_left_reading()
+
+
+async def test_a_file_read_within_the_limit_keeps_its_text_and_notes() -> None:
+    data = ("question,answer\n" + "".join(f"q{i},a{i}\n" for i in range(5_001))).encode()
+    notes: list[str] = []
+    outcome = await extract_within("faq.csv", data, notes=notes)
+    assert outcome == extract_text("faq.csv", data)
+    assert isinstance(outcome, SourceDocument) and outcome.text.endswith(
+        "question: q4999\nanswer: a4999"
+    )
+    assert notes == ["faq.csv: only the first 5,000 rows were read"]
+
+
+@pytest.mark.parametrize("after", [0.0, 0.3], ids=["starting", "reading"])
+async def test_cancelling_an_extraction_kills_its_reader(after: float) -> None:
+    task = asyncio.create_task(extract_within("slow.pdf", slow_pdf(1_000_000), limit_s=20))
+    await asyncio.sleep(after)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await nothing_left_reading()
+
+
+def test_load_documents_refuses_a_slow_file_at_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "slow.pdf").write_bytes(slow_pdf(1_000_000))
+    (tmp_path / "good.md").write_text("Opening hours are nine to five.")
+    started = time.monotonic()
+    docs, bad = load_documents([tmp_path / "slow.pdf", tmp_path / "good.md"], limit_s=0.5)
+    assert time.monotonic() - started < 3.0  # includes starting the fork server
+    assert [d.title for d in docs] == ["good.md"]
+    assert [str(r) for r in bad] == ["slow.pdf: took longer than 0.5 s to read, so it was skipped"]

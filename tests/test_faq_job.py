@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,6 +23,7 @@ from bot.faq.views import Page
 from pipelines.documents import extract as documents
 from pipelines.documents.extract import MAX_FILE_BYTES, RejectedFile
 from tests.fakes.fake_slack import FakeSlack
+from tests.hostile_files import slow_pdf
 
 TOKEN = "xoxb-files-test"
 
@@ -182,19 +182,11 @@ async def test_the_token_only_goes_to_slack(fake: FakeSlack) -> None:
 async def test_a_file_that_takes_too_long_to_read_is_refused_and_the_others_are_kept(
     fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_extract = documents.extract_text
-
-    def extract(name: str, data: bytes, *args: Any, **kwargs: Any) -> Any:
-        if name == "huge.md":
-            time.sleep(0.5)  # a hostile file: far over the limit below
-        return real_extract(name, data, *args, **kwargs)
-
-    monkeypatch.setattr(documents, "extract_text", extract)
-    monkeypatch.setattr(documents, "EXTRACT_TIME_LIMIT_S", 0.2)
-    slow = fake.host_file("huge.md", b"Slow to read.", "text/markdown")
+    monkeypatch.setattr(documents, "EXTRACT_TIME_LIMIT_S", 0.5)
+    slow = fake.host_file("huge.pdf", slow_pdf(1_000_000), "application/pdf")  # seconds to read
     good = fake.host_file("hours.md", b"Opening hours are nine to five.", "text/markdown")
     fetched = await fetch(fake, [ref(slow), ref(good)])
     assert [d.title for d in fetched.docs] == ["hours.md"]
     assert [str(r) for r in fetched.rejected] == [
-        "huge.md: took longer than 0.2 s to read, so it was skipped"
+        "huge.pdf: took longer than 0.5 s to read, so it was skipped"
     ]

@@ -7,9 +7,10 @@ corrupt PDF instead of being fed to the model as garbage. Every refusal is a `Re
 whose reason names the problem in words the uploader can act on; one bad file never stops
 the others.
 
-Extraction is CPU-bound and synchronous. Handlers of untrusted uploads call
-`extract_within`, which runs it in a thread and gives up on a file after a time limit (a
-hostile PDF can take minutes); `extract_text` is the synchronous core.
+Extraction is CPU-bound and synchronous, and a hostile file can make it take minutes.
+Uploads go through `extract_within`, which runs it in a child process killed at a time limit
+(see `child_process`); `load_documents` (the CLI) does the same per file. `extract_text` is
+the synchronous core, for trusted input or tests.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
+import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pipelines.documents.formats import EXTRACTORS, StopSignal, Unreadable, sniff
+from pipelines.documents.child_process import ChildFailed, ChildTimedOut, call_in_child
+from pipelines.documents.formats import EXTRACTORS, Deadline, StopSignal, Unreadable, sniff
 from pipelines.faq.chain import SourceDocument
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -127,29 +130,42 @@ async def extract_within(
     notes: list[str] | None = None,
     limit_s: float | None = None,
 ) -> SourceDocument | RejectedFile:
-    """`extract_text` in a worker thread, refused after `limit_s` (EXTRACT_TIME_LIMIT_S).
+    """`extract_text` in a child process, killed after `limit_s` (EXTRACT_TIME_LIMIT_S).
 
-    A thread cannot be killed: on time-out the caller moves on at once with a refusal, and
-    the thread is told to stop (a PDF stops at its next page). Notes are handed over only
-    with the document, so a thread that finishes late adds nothing.
+    Nothing of a file that took too long keeps running: the caller gets a refusal at the
+    limit and the child is gone. Notes are added only with the document.
     """
     limit = EXTRACT_TIME_LIMIT_S if limit_s is None else limit_s
-    stop = threading.Event()
-    found: list[str] = []
     try:
-        outcome = await asyncio.wait_for(
-            asyncio.to_thread(extract_text, name, data, mimetype, notes=found, stop=stop),
-            limit,
+        result = await call_in_child(
+            extract_for_child, (name, data, mimetype, limit), limit_s=limit
         )
-    except TimeoutError:
-        stop.set()
+    except ChildTimedOut:
         logger.warning(
             "extracting a %s file took over %g s; skipped", file_kind(name, data, mimetype), limit
         )
         return RejectedFile(name, f"took longer than {limit:g} s to read, so it was skipped")
+    except ChildFailed as exc:  # e.g. killed for using too much memory
+        logger.warning("extracting a %s file failed: %s", file_kind(name, data, mimetype), exc)
+        return RejectedFile(name, "could not be read (the reader stopped unexpectedly)")
+    if "reason" in result:
+        return RejectedFile(name, str(result["reason"]))
     if notes is not None:
-        notes.extend(found)
-    return outcome
+        notes.extend(str(note) for note in result["notes"])
+    return SourceDocument(title=str(result["title"]), text=str(result["text"]))
+
+
+def extract_for_child(
+    name: str, data: bytes, mimetype: str | None, limit_s: float
+) -> dict[str, Any]:
+    """Runs in the child: `extract_text` with a deadline, as JSON-compatible values. The
+    deadline stops its reading loops even if the parent is gone and cannot kill it."""
+    notes: list[str] = []
+    stop = Deadline(time.monotonic() + limit_s)
+    outcome = extract_text(name, data, mimetype, notes=notes, stop=stop)
+    if isinstance(outcome, RejectedFile):
+        return {"reason": outcome.reason}
+    return {"title": outcome.title, "text": outcome.text, "notes": notes}
 
 
 def file_kind(name: str, data: bytes, mimetype: str | None = None) -> str | None:
@@ -192,9 +208,17 @@ def tidy(text: str) -> str:
 
 
 def load_documents(
-    paths: Iterable[Path], *, notes: list[str] | None = None
+    paths: Iterable[Path], *, notes: list[str] | None = None, limit_s: float | None = None
 ) -> tuple[list[SourceDocument], list[RejectedFile]]:
-    """Read files from disk; unreadable or unusable ones are reported, not fatal."""
+    """Read files from disk; unreadable or unusable ones are reported, not fatal. Each file
+    is extracted like an upload (`extract_within`), so a hostile one is refused at the
+    limit. Synchronous: call it outside an event loop (the CLI does)."""
+    return asyncio.run(_load_documents(list(paths), notes, limit_s))
+
+
+async def _load_documents(
+    paths: list[Path], notes: list[str] | None, limit_s: float | None
+) -> tuple[list[SourceDocument], list[RejectedFile]]:
     docs: list[SourceDocument] = []
     rejected: list[RejectedFile] = []
     for path in paths:
@@ -207,7 +231,7 @@ def load_documents(
         except OSError as exc:
             rejected.append(RejectedFile(path.name, f"cannot be read ({exc.strerror})"))
             continue
-        outcome = extract_text(path.name, data, notes=notes)
+        outcome = await extract_within(path.name, data, notes=notes, limit_s=limit_s)
         if isinstance(outcome, SourceDocument):
             docs.append(outcome)
         else:
