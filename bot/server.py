@@ -87,9 +87,7 @@ class DatabaseProbe:
         return await asyncio.shield(self._in_flight)
 
 
-async def slack_request_or_refusal(
-    request: Request,
-) -> tuple[AsyncBoltRequest | None, Response | None]:
+async def slack_request_or_refusal(request: Request) -> AsyncBoltRequest | Response:
     """Bolt's request for this body, or a 400 when the body is not UTF-8 JSON or form.
 
     Building Bolt's request only decodes and parses the body, so whatever it raises means
@@ -98,14 +96,14 @@ async def slack_request_or_refusal(
     """
     body = await request.body()
     try:
-        return to_async_bolt_request(request, body), None
+        return to_async_bolt_request(request, body)
     except Exception as exc:
         logger.warning(
             "slack events: refused with 400, a signed body that does not parse (%d bytes): %s",
             len(body),
             type(exc).__name__,
         )
-        return None, JSONResponse({"error": "malformed body"}, status_code=400)
+        return JSONResponse({"error": "malformed body"}, status_code=400)
 
 
 def create_asgi_app(
@@ -125,10 +123,9 @@ def create_asgi_app(
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
         assert bolt is not None
-        bolt_request, refusal = await slack_request_or_refusal(request)
-        if bolt_request is None:
-            assert refusal is not None
-            return refusal
+        bolt_request = await slack_request_or_refusal(request)
+        if isinstance(bolt_request, Response):
+            return bolt_request
         response = to_starlette_response(await bolt.async_dispatch(bolt_request))
         ACK_SECONDS.labels(mode="http").observe(time.perf_counter() - started)
         return response
