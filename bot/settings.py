@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from pipelines.config import LLMSettings
+from storage.retention import RetentionPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///supportbot.db"
 
@@ -55,11 +56,24 @@ class Settings(LLMSettings):
     slack_max_body_bytes: int = Field(default=512 * 1024, ge=4096)
     # When set, GET /metrics wants `Authorization: Bearer <token>` (401 otherwise).
     metrics_token: SecretStr | None = None
+    # Days before `storage.retention` deletes finished jobs, traces and the turns of
+    # resolved tickets (swept by every worker, or `supportbot purge`); 0 keeps them forever.
+    job_retention_days: int = Field(default=30, ge=0)
+    trace_retention_days: int = Field(default=90, ge=0)
+    turn_retention_days: int = Field(default=0, ge=0)
 
     @field_validator("support_channels", "support_agent_ids", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_ids(value)
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            job_days=self.job_retention_days,
+            trace_days=self.trace_retention_days,
+            turn_days=self.turn_retention_days,
+        )
 
     def require(self, *names: str) -> None:
         """Stop with a clear message when any of these settings is unset."""

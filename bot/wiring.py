@@ -38,12 +38,13 @@ from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings, SettingsError
 from bot.triage.agents import AgentDirectory
 from bot.triage.feature import TriageFeature
-from bot.worker import JobHandler, Worker
+from bot.worker import JobHandler, Sweep, Worker
 from pipelines.llm.base import LLM
 from storage.conversations import ConversationStore
 from storage.db import create_engine, is_sqlite
 from storage.migrate import upgrade
 from storage.queue import DEFAULT_MAX_ATTEMPTS, JobQueue
+from storage.retention import purge_expired
 from storage.tickets import TicketStore
 
 logger = logging.getLogger(__name__)
@@ -127,9 +128,17 @@ class SlackRuntime:
             poll_interval=poll_interval,
             shutdown_grace=shutdown_grace,
             throttle=self.intake.busy,
+            sweep=self._retention_sweep(),
         )
         self.jobs.on_submitted(worker.wake)  # an embedded worker starts at once, without polling
         return worker
+
+    def _retention_sweep(self) -> Sweep | None:
+        """The worker's periodic delete of expired rows (`storage.retention`), when any."""
+        policy = self.settings.retention
+        if not policy.deletes_anything:
+            return None
+        return partial(purge_expired, self.core.db.sessions, policy)
 
 
 async def apply_migrations(database_url: str) -> None:

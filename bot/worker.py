@@ -7,7 +7,9 @@ machines) share one queue; nothing in a worker's memory is needed for correctnes
 - a worker that loses its lease (it stalled, another took over) cancels its copy;
 - a job that runs past `job_timeout` (a hung call) is cancelled and retried;
 - on shutdown the worker stops claiming, gives in-hand jobs `shutdown_grace` seconds to
-  finish and releases the rest, so the next worker starts them at once.
+  finish and releases the rest, so the next worker starts them at once;
+- every `sweep_interval` seconds it runs the retention sweep (`storage.retention`) beside
+  the jobs, in small batches; several workers sweeping at once only repeat idempotent deletes.
 
 What a job does is its handler's business (`JobHandler`, e.g. `bot.messages.reply_job`). A handler
 raises `JobFailed` to choose between retry-with-backoff and the dead letter; any other
@@ -20,15 +22,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from bot.metrics import JOB_OUTCOMES, JOB_SECONDS, JOBS_IN_FLIGHT
 from pipelines.log_context import bound
 from storage.queue import DEAD, JobQueue, LeasedJob
+from storage.retention import PurgeReport
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,12 @@ def default_worker_id() -> str:
 
 
 MAX_DEFERRAL_S = 2.0
+SWEEP_INTERVAL_S = 3600.0
+# The first sweep waits a random share of this, so start-up does not pay for it and
+# workers started together do not sweep together.
+SWEEP_START_DELAY_S = 120.0
+
+Sweep = Callable[[], Awaitable[PurgeReport]]
 
 
 class Worker:
@@ -89,6 +99,9 @@ class Worker:
         shutdown_grace: float = 20.0,
         job_timeout: float | None = 600.0,
         throttle: Callable[[], bool] | None = None,
+        sweep: Sweep | None = None,
+        sweep_interval: float = SWEEP_INTERVAL_S,
+        sweep_start_delay: float = SWEEP_START_DELAY_S,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -105,6 +118,9 @@ class Worker:
         # runs one at a time, so a long stream of events cannot starve the answers.
         self.throttle = throttle
         self._throttled_since: float | None = None
+        self.sweep = sweep
+        self.sweep_interval = sweep_interval
+        self.sweep_start_delay = sweep_start_delay
         self._tasks: dict[asyncio.Task[None], LeasedJob] = {}
         self._lost: set[int] = set()
         self._wakeup = asyncio.Event()
@@ -132,12 +148,16 @@ class Worker:
             self.lease_seconds,
             ", ".join(sorted(self.handlers)),
         )
+        sweeper = asyncio.create_task(self._sweep_periodically()) if self.sweep else None
         try:
             while not self._stopping.is_set():
                 claimed = await self._claim_some()
                 if not claimed or self.in_flight >= self.concurrency:
                     await self._sleep()
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
             await self._drain()
             logger.info("worker %s stopped", self.worker_id)
 
@@ -186,6 +206,21 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _sweep_periodically(self) -> None:
+        """Run the retention sweep now and then; a failed sweep waits for the next turn."""
+        assert self.sweep is not None
+        delay = self.sweep_start_delay * random.uniform(0.5, 1.0)
+        while True:
+            await asyncio.sleep(delay)
+            delay = self.sweep_interval
+            try:
+                report = await self.sweep()
+            except Exception as exc:
+                logger.warning("retention sweep failed: %s", exc)
+                continue
+            if report.total:
+                logger.info("retention: %s", report.summary())
 
     # --- one job ------------------------------------------------------------------------
 
