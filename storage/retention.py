@@ -100,7 +100,8 @@ async def purge_expired(
         cutoff = _cutoff(now, policy.trace_days)
         old_runs = select(TraceRun.id).where(TraceRun.created_at < cutoff)
         # Steps first, explicitly: a run's cascade would delete them in one unbounded go.
-        steps = await sweep.delete(TraceStep, TraceStep.run_id.in_(old_runs))
+        # An old run's steps stay old: the delete needs no second look at the runs.
+        steps = await sweep.delete(TraceStep, TraceStep.run_id.in_(old_runs), recheck=False)
         runs = await sweep.delete(TraceRun, TraceRun.created_at < cutoff)
     if policy.turn_days:
         turns = await sweep.delete(ConversationTurn, _old_resolved_turns(now, policy.turn_days))
@@ -117,12 +118,17 @@ def _finished_jobs(cutoff: dt.datetime) -> ColumnElement[bool]:
 
 def _old_resolved_turns(now: dt.datetime, days: int) -> ColumnElement[bool]:
     cutoff = _cutoff(now, days)
-    resolved_long_ago = select(Ticket.id).where(
-        Ticket.status == RESOLVED, Ticket.updated_at < cutoff
+    # Correlated: one primary-key lookup per turn, not a pass over every resolved ticket.
+    resolved_long_ago = (
+        select(Ticket.id)
+        .where(
+            Ticket.id == ConversationTurn.ticket_id,
+            Ticket.status == RESOLVED,
+            Ticket.updated_at < cutoff,
+        )
+        .exists()
     )
-    return (ConversationTurn.created_at < cutoff) & ConversationTurn.ticket_id.in_(
-        resolved_long_ago
-    )
+    return (ConversationTurn.created_at < cutoff) & resolved_long_ago
 
 
 class _Sweep:
@@ -133,11 +139,14 @@ class _Sweep:
         self._batch = batch
         self._pause = pause
 
-    async def delete(self, model: Any, condition: ColumnElement[bool]) -> int:
+    async def delete(
+        self, model: Any, condition: ColumnElement[bool], *, recheck: bool = True
+    ) -> int:
         """Delete the rows of `model` matching `condition`; how many this call deleted.
 
         Walks the table once in primary-key order (keyset), so it ends even when another
-        sweeper holds some of the rows; those are that sweeper's to delete.
+        sweeper holds some of the rows; those are that sweeper's to delete. `recheck`:
+        test `condition` again in the delete, for rows that may stop matching meanwhile.
         """
         deleted = 0
         after: Any = None
@@ -145,7 +154,7 @@ class _Sweep:
             ids = await self._next_ids(model, condition, after)
             if not ids:
                 return deleted
-            deleted += await self._delete_ids(model, condition, ids)
+            deleted += await self._delete_ids(model, condition if recheck else None, ids)
             if len(ids) < self._batch:
                 return deleted
             after = ids[-1]
@@ -160,11 +169,14 @@ class _Sweep:
             found = await session.scalars(query.order_by(model.id).limit(self._batch))
             return list(found.all())
 
-    async def _delete_ids(self, model: Any, condition: ColumnElement[bool], ids: list[Any]) -> int:
+    async def _delete_ids(
+        self, model: Any, condition: ColumnElement[bool] | None, ids: list[Any]
+    ) -> int:
         # The condition again: a row may have changed since it was read (a ticket reopened).
-        still_matching = (
-            select(model.id).where(model.id.in_(ids), condition).with_for_update(skip_locked=True)
-        )
+        still_matching = select(model.id).where(model.id.in_(ids))
+        if condition is not None:
+            still_matching = still_matching.where(condition)
+        still_matching = still_matching.with_for_update(skip_locked=True)
         statement = (
             delete(model)
             .where(model.id.in_(still_matching))
