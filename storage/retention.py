@@ -29,7 +29,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -98,10 +98,14 @@ async def purge_expired(
         jobs = await sweep.delete(Job, _finished_jobs(_cutoff(now, policy.job_days)))
     if policy.trace_days:
         cutoff = _cutoff(now, policy.trace_days)
-        old_runs = select(TraceRun.id).where(TraceRun.created_at < cutoff)
+        old_run = (
+            select(TraceRun.id)
+            .where(TraceRun.id == TraceStep.run_id, TraceRun.created_at < cutoff)
+            .exists()
+        )
         # Steps first, explicitly: a run's cascade would delete them in one unbounded go.
         # An old run's steps stay old: the delete needs no second look at the runs.
-        steps = await sweep.delete(TraceStep, TraceStep.run_id.in_(old_runs), recheck=False)
+        steps = await sweep.delete(TraceStep, old_run, recheck=False)
         runs = await sweep.delete(TraceRun, TraceRun.created_at < cutoff)
     if policy.turn_days:
         turns = await sweep.delete(ConversationTurn, _old_resolved_turns(now, policy.turn_days))
@@ -113,7 +117,10 @@ def _cutoff(now: dt.datetime, days: int) -> dt.datetime:
 
 
 def _finished_jobs(cutoff: dt.datetime) -> ColumnElement[bool]:
-    return Job.status.in_([DONE, DEAD]) & (Job.finished_at < cutoff)
+    # lower(): keeps SQLite off the (status, run_after) index, which would hand it every
+    # finished job to sort by id for each batch; walking the primary key instead, it stops
+    # at the batch's last row.
+    return func.lower(Job.status).in_([DONE, DEAD]) & (Job.finished_at < cutoff)
 
 
 def _old_resolved_turns(now: dt.datetime, days: int) -> ColumnElement[bool]:
