@@ -14,11 +14,14 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.settings import Settings
+from bot.wiring import open_slack_runtime
 from bot.worker import Worker
 from storage.db import Database
 from storage.models import ConversationTurn, Job, Ticket, TraceRun, TraceStep, utcnow
 from storage.queue import DEAD, DONE, QUEUED, RUNNING, JobQueue
 from storage.retention import PurgeReport, RetentionPolicy, purge_expired
+from tests.e2e.conftest import BOT_TOKEN, make_settings
+from tests.fakes.fake_slack import FakeSlack
 
 NOW = utcnow()
 OLD = NOW - dt.timedelta(days=40)
@@ -209,3 +212,20 @@ async def test_purge_command_uses_the_settings_and_its_overrides(
     assert "2 turn(s)" in result.output
     assert (await count(db, Job), await count(db, ConversationTurn)) == (0, 0)
     assert await count(db, Ticket) == 1
+
+
+async def test_the_slack_runtimes_worker_sweeps_with_the_settings(sqlite_url: str) -> None:
+    """`serve` and `worker` build their worker here: it carries the sweep of the settings."""
+    async with FakeSlack(token=BOT_TOKEN) as fake_slack:
+        settings = make_settings(fake_slack.api_url, sqlite_url, job_retention_days=1)
+        async with open_slack_runtime(settings) as slack:
+            await add(slack.core.db, job("old", DONE, OLD), job("new", DONE, NOW))
+            worker = slack.build_worker()
+            assert worker.sweep is not None
+            assert (await worker.sweep()).jobs == 1
+            assert await count(slack.core.db, Job) == 1
+        keep_all = make_settings(
+            fake_slack.api_url, sqlite_url, job_retention_days=0, trace_retention_days=0
+        )
+        async with open_slack_runtime(keep_all) as slack:
+            assert slack.build_worker().sweep is None
