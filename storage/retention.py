@@ -15,7 +15,8 @@ Three kinds of rows, each with its own age (0 keeps them forever):
 
 Deletes go in bounded batches, each its own short transaction: the ids are read first in
 a read-only session (on SQLite a deferred BEGIN, which holds no lock a writer waits for),
-then deleted by primary key with the condition checked again, so a batch holds the write
+then deleted by primary key (with the condition checked again where a row can stop
+matching meanwhile: a ticket reopened, a trace replayed), so a batch holds the write
 lock, which the Slack inbox needs on the ack path, only as long as deleting `batch` rows
 by key takes. Several workers may sweep at once: a delete is idempotent (a row already
 gone is not counted twice), and on PostgreSQL `FOR UPDATE SKIP LOCKED` lets each one pass
@@ -30,10 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage.db import read_only
+from storage.db import Sessions, read_only
 from storage.models import ConversationTurn, Job, Ticket, TraceRun, TraceStep, utcnow
 from storage.queue import DEAD, DONE
 from storage.ticket_info import RESOLVED
@@ -75,9 +75,6 @@ class PurgeReport:
             f"deleted {self.jobs} finished job(s), {self.trace_runs} trace run(s) with "
             f"{self.trace_steps} step(s), {self.turns} turn(s) of resolved tickets"
         )
-
-
-Sessions = async_sessionmaker[AsyncSession]
 
 
 async def purge_expired(
