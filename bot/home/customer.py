@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.blocks import Block
 from bot.home.views import customer_home
 from storage.catalog import get_or_create_customer
+from storage.db import Database
 from storage.ticket_queries import customer_records
 from storage.tickets import TicketStore
 
@@ -20,9 +19,9 @@ if TYPE_CHECKING:
 class CustomerRecordsSection:
     """Shown to customers only: agents see the ticket queue (`bot.triage.home`)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._tickets = TicketStore(sessions)
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+        self._tickets = TicketStore(db.sessions)
 
     async def blocks(self, viewer: HomeViewer) -> Sequence[Block]:
         if viewer.is_agent:

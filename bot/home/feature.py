@@ -66,7 +66,7 @@ class HomeFeature:
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
         """A customer's own tickets, orders and returns (agents see the queue instead)."""
-        return [CustomerRecordsSection(slack.core.db.sessions)]
+        return [CustomerRecordsSection(slack.core.db)]
 
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
         self._slack = slack
