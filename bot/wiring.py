@@ -33,9 +33,10 @@ from bot.faq.feature import FaqFeature
 from bot.home.feature import HomeFeature, HomeSection
 from bot.jobs import Jobs
 from bot.messages.intake import SLACK_MESSAGE_JOB, Intake, IntakeConfig
-from bot.messages.reply_job import FATAL_SLACK_ERRORS, AnswersMessages, SlackReplyJob
+from bot.messages.reply_job import AnswersMessages, SlackReplyJob
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings, SettingsError
+from bot.slack_calls import FATAL_SLACK_ERRORS
 from bot.triage.agents import AgentDirectory
 from bot.triage.feature import TriageFeature
 from bot.worker import JobHandler, Sweep, Worker

@@ -1,4 +1,4 @@
-"""Classifying failed Slack calls (`bot.messages.reply_job.slack_error`, `to_job_failure`) for every
+"""Classifying failed Slack calls (`bot.slack_calls.slack_error`, `to_job_failure`) for every
 shape of answer the SDK can hand back: Slack's JSON, a 5xx page in HTML or plain text (the
 response's `data` is then `{}` or a string), a body that claims JSON and is not (the SDK
 then attaches the raw aiohttp response), and errors that are not `SlackApiError` at all."""
@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.messages.reply_job import slack_error, to_job_failure
+from bot.slack_calls import slack_error, to_job_failure
 from tests.fakes.fake_slack import FakeSlack
 
 HTML = "<html><head><title>500</title></head><body>Internal Server Error</body></html>"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.messages.reply_job import SLACK_CALL_ERRORS, slack_error
+from bot.slack_calls import SLACK_CALL_ERRORS, slack_error
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from bot.faq.modal import (
     submitted_modal,
 )
 from bot.faq.state import FaqJobRequest
-from bot.messages.reply_job import SLACK_CALL_ERRORS
+from bot.slack_calls import SLACK_CALL_ERRORS
 from bot.worker import JobHandler
 
 if TYPE_CHECKING:

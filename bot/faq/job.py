@@ -21,15 +21,14 @@ holds up the chain; the final edit is always sent.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-from collections.abc import Awaitable
 from typing import Any
 
 from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks import escape
 from bot.faq.access import not_a_member_text, requester_membership
 from bot.faq.files import TransientDownloadError, fetch_documents
 from bot.faq.modal import default_title
@@ -37,12 +36,12 @@ from bot.faq.state import (
     Checkpoint,
     FaqJobRequest,
     ProgressReporter,
-    job_messages,
     page_metadata,
+    page_tag,
     save_checkpoint,
 )
 from bot.faq.views import Page, Progress, failure_page, faq_pages, progress_page
-from bot.messages.reply_job import SLACK_CALL_ERRORS, slack_error, to_job_failure
+from bot.slack_calls import Mrkdwn, SlackCalls, slack_error
 from bot.worker import JobFailed
 from pipelines.config import LLMSettings
 from pipelines.faq.chain import FaqItem, FaqResult, faq_markdown
@@ -56,6 +55,7 @@ from storage.queue import LeasedJob
 logger = logging.getLogger(__name__)
 
 FAQ_JOB = "faq_build"
+# A channel the bot cannot post in: the job gives up and tells the requester by DM.
 CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "no_permission"})
 
 
@@ -73,6 +73,7 @@ class FaqJob:
         progress_interval: float = 1.5,
     ) -> None:
         self._client = client
+        self._slack = SlackCalls(client, notify_on=CHANNEL_ERRORS)
         self._db = db
         self._llm = llm
         self._settings = settings
@@ -118,8 +119,8 @@ class FaqJob:
             page = failure_page(point.title or "FAQ", request.user_id, text, point.rejected)
             await self._edit(request.channel_id, point.progress_ts, page, job.id)
             return
-        text = f"I could not post your FAQ in <#{request.channel_id}>: {reason[:300]}."
-        await self._client.chat_postMessage(channel=request.user_id, text=text)
+        text = f"I could not post your FAQ in <#{request.channel_id}>: {escape(reason[:300])}."
+        await self._slack.post(request.user_id, Mrkdwn(text))
 
     # --- steps --------------------------------------------------------------------------
 
@@ -201,16 +202,13 @@ class FaqJob:
             posted |= await self._posted_pages(request.channel_id, point.progress_ts, job.id)
         for number, page in enumerate(pages[1:], 1):
             if number not in posted:
-                await self._call(
-                    "chat.postMessage",
-                    self._client.chat_postMessage(
-                        channel=request.channel_id,
-                        thread_ts=point.progress_ts,
-                        text=page.text,
-                        blocks=page.blocks,
-                        metadata=page_metadata(job.id, number),
-                        unfurl_links=False,
-                    ),
+                await self._slack.post(
+                    request.channel_id,
+                    page.text,
+                    thread_ts=point.progress_ts,
+                    blocks=page.blocks,
+                    metadata=page_metadata(job.id, number),
+                    unfurl_links=False,
                 )
             point.pages_posted = number
             await self._save(job, point)
@@ -222,55 +220,47 @@ class FaqJob:
         self, request: FaqJobRequest, point: Checkpoint, items: list[FaqItem]
     ) -> None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", point.title).strip("-.")[:80] or "faq"
+        upload = self._client.files_upload_v2(
+            channel=request.channel_id,
+            thread_ts=point.progress_ts,
+            filename=f"{slug}.md",
+            title=point.title,
+            content=faq_markdown(point.title, FaqResult(items=items)),
+            initial_comment="The whole FAQ as Markdown.",
+        )
         try:
-            await self._client.files_upload_v2(
-                channel=request.channel_id,
-                thread_ts=point.progress_ts,
-                filename=f"{slug}.md",
-                title=point.title,
-                content=faq_markdown(point.title, FaqResult(items=items)),
-                initial_comment="The whole FAQ as Markdown.",
-            )
+            await self._slack.call("files.upload", upload)
         except SlackRequestError as exc:  # the upload URL refused the bytes
             raise JobFailed(f"Slack file upload: {exc}") from exc
-        except SLACK_CALL_ERRORS as exc:
-            failure = job_failure("files.upload", exc)
-            if not failure.permanent:
-                raise failure from exc
+        except JobFailed as failure:  # the FAQ is posted: a missing file is only said
+            if not failure.permanent or failure.__cause__ is None:
+                raise
             logger.warning("FAQ file not attached: %s", failure)
-            with contextlib.suppress(*SLACK_CALL_ERRORS):
-                await self._client.chat_postMessage(
-                    channel=request.channel_id,
-                    thread_ts=point.progress_ts,
-                    text=f"I could not attach the FAQ as a file ({slack_error(exc)}).",
-                )
+            await self._slack.post(
+                request.channel_id,
+                f"I could not attach the FAQ as a file ({slack_error(failure.__cause__)}).",
+                thread_ts=point.progress_ts,
+                best_effort=True,
+            )
 
     # --- Slack and the database -------------------------------------------------------
 
     async def _requester_is_member(self, request: FaqJobRequest) -> bool:
         """Post only where the requester is a member (`bot.faq.access`); else tell them."""
-        found = await self._call(
+        found = await self._slack.call(
             "conversations.members",
             requester_membership(self._client, request.channel_id, request.user_id),
         )
         if found.member:
             return True
         logger.info("FAQ refused: %s is not in %s", request.user_id, request.channel_id)
-        text = not_a_member_text(request.channel_id, found)
-        await self._call(
-            "chat.postMessage", self._client.chat_postMessage(channel=request.user_id, text=text)
-        )
+        text = Mrkdwn(not_a_member_text(request.channel_id, found))  # names the channel
+        await self._slack.post(request.user_id, text)
         return False
 
     async def _post_progress(self, request: FaqJobRequest, page: Page, job_id: int) -> str:
-        response = await self._call(
-            "chat.postMessage",
-            self._client.chat_postMessage(
-                channel=request.channel_id,
-                text=page.text,
-                blocks=page.blocks,
-                metadata=page_metadata(job_id, 0),
-            ),
+        response = await self._slack.post(
+            request.channel_id, page.text, blocks=page.blocks, metadata=page_metadata(job_id, 0)
         )
         return str(response["ts"])
 
@@ -283,59 +273,24 @@ class FaqJob:
     async def _edit(self, channel: str, ts: str | None, page: Page, job_id: int) -> None:
         """Edit the progress message (its metadata is sent again: an edit replaces it)."""
         assert ts is not None
-        await self._call(
-            "chat.update",
-            self._client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=page.text,
-                blocks=page.blocks,
-                metadata=page_metadata(job_id, 0),
-            ),
+        await self._slack.update(
+            channel, ts, page.text, blocks=page.blocks, metadata=page_metadata(job_id, 0)
         )
-
-    async def _call(self, method: str, call: Awaitable[Any]) -> Any:
-        try:
-            return await call
-        except SLACK_CALL_ERRORS as exc:
-            raise job_failure(method, exc) from exc
 
     async def _posted_pages(self, channel: str, ts: str, job_id: int) -> set[int]:
         """Pages of this job already in the thread (metadata), should the checkpoint lag."""
-        response = await self._call(
-            "conversations.replies",
-            self._client.conversations_replies(
-                channel=channel, ts=ts, include_all_metadata=True, limit=200
-            ),
-        )
-        return {page for _, page in job_messages(response.get("messages") or [], job_id)}
+        found = await self._slack.find_tagged(channel, page_tag(job_id), thread_ts=ts)
+        return {int(message.payload.get("page") or 0) for message in found}
 
     async def _find_progress(self, job: LeasedJob, channel: str) -> str | None:
-        """The progress message an interrupted attempt posted (page 0 in its metadata)."""
+        """The progress message an interrupted attempt posted (page 0 in its metadata);
+        None, to post anew, also when the bot cannot look (no history scope)."""
         oldest = str(job.payload.get("enqueued_at") or "0")
-        try:
-            response = await self._client.conversations_history(
-                channel=channel, oldest=oldest, include_all_metadata=True, limit=200
-            )
-        except SLACK_CALL_ERRORS as exc:  # cannot look (no history scope): post anew
-            logger.info("could not look for an earlier progress message: %s", exc)
-            return None
-        found = [
-            ts for ts, page in job_messages(response.get("messages") or [], job.id) if page == 0
-        ]
-        return found[0] if found else None
+        tag = page_tag(job.id, page=0)
+        return await self._slack.find_posted(channel, tag, oldest=oldest, best_effort=True)
 
     async def _save(self, job: LeasedJob, point: Checkpoint) -> None:
         await save_checkpoint(self._db, job, point)
-
-
-def job_failure(method: str, exc: Exception) -> JobFailed:
-    """`bot.messages.reply_job.to_job_failure`, plus: a channel the bot cannot post in is worth a
-    DM to whoever asked for the FAQ."""
-    failure = to_job_failure(method, exc)
-    if failure.permanent and slack_error(exc) in CHANNEL_ERRORS:
-        failure.can_notify = True
-    return failure
 
 
 __all__ = ["CHANNEL_ERRORS", "FAQ_JOB", "FaqJob"]

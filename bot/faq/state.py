@@ -6,8 +6,9 @@
   worker holds the job's lease, so a retry resumes instead of repeating side effects.
 - `ProgressReporter`: edits the progress message at most once per `interval`, from a
   background task, so the FAQ chain never waits on Slack (or on its rate limits).
-- Message metadata (`page_metadata`, `job_messages`) marks every message a job posts, so
-  a retry can find what an interrupted attempt posted before it could save a checkpoint.
+- `page_tag` marks every message a job posts (`bot.slack_calls.MessageTag`, with its page
+  number), so a retry can find what an interrupted attempt posted before it could save
+  a checkpoint.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from bot.faq.modal import FileRef
 from bot.faq.views import Page
+from bot.slack_calls import MessageTag, job_tag
 from bot.worker import JobFailed
 from pipelines.faq.chain import Mode
 from storage.db import Database
@@ -66,22 +68,16 @@ async def save_checkpoint(db: Database, job: LeasedJob, point: Checkpoint) -> No
     job.payload["checkpoint"] = payload["checkpoint"]  # `give_up` sees the latest
 
 
+def page_tag(job_id: int, page: int | None = None) -> MessageTag:
+    """Page 0 is the progress message (later the FAQ's first page); 1.. are thread pages.
+    Without `page`: any message of the job (each names its page in the payload)."""
+    tag = job_tag(FAQ_EVENT_TYPE, job_id)
+    return tag if page is None else MessageTag(tag.event_type, {**tag.fields, "page": str(page)})
+
+
 def page_metadata(job_id: int, page: int) -> dict[str, Any]:
-    """Page 0 is the progress message (later the FAQ's first page); 1.. are thread pages."""
-    return {"event_type": FAQ_EVENT_TYPE, "event_payload": {"job_id": str(job_id), "page": page}}
-
-
-def job_messages(messages: Iterable[Mapping[str, Any]], job_id: int) -> list[tuple[str, int]]:
-    """(ts, page) of the messages `job_id` posted, read from their metadata."""
-    found = []
-    for message in messages:
-        metadata = message.get("metadata") or {}
-        payload = metadata.get("event_payload") or {}
-        if metadata.get("event_type") == FAQ_EVENT_TYPE and str(payload.get("job_id")) == str(
-            job_id
-        ):
-            found.append((str(message.get("ts")), int(payload.get("page") or 0)))
-    return found
+    """The metadata of page `page` of job `job_id`'s FAQ."""
+    return page_tag(job_id).metadata(page=page)
 
 
 class ProgressReporter:
@@ -143,7 +139,7 @@ __all__ = [
     "Checkpoint",
     "FaqJobRequest",
     "ProgressReporter",
-    "job_messages",
     "page_metadata",
+    "page_tag",
     "save_checkpoint",
 ]

@@ -10,14 +10,12 @@ first looks for that metadata in the thread (`conversations.replies`) and, if th
 is there, only settles the job. The remaining window (two workers posting at the same
 instant after a lease was lost) needs a worker stalled for a whole lease; it is logged.
 
-Slack errors are handled deliberately:
-- 429 is waited out by the client's retry handler (Retry-After); if it persists, the job
-  retries no sooner than Retry-After;
-- errors retrying cannot fix (`not_in_channel`, `invalid_auth`, …) dead-letter the job at
-  once with an explanation in `last_error`, instead of a crash loop;
-- anything else retries with backoff; when the job finally gives up, the customer is
-  told a person will follow up (if the bot can post there at all), and the ticket is
-  escalated ("repeated failure").
+Slack errors are classified in `bot.slack_calls` (a persistent 429 retries after
+Retry-After, errors retrying cannot fix dead-letter at once, anything else retries with
+backoff); when the job finally gives up, the customer is told a person will follow up
+(if the bot can post there at all), and the ticket is escalated ("repeated failure").
+The reactions and the assistant status and title are cosmetic: their failures are only
+logged, except an error that would stop the reply too (the bot is not in the channel).
 
 While a person has the conversation (ticket escalated or claimed) the pipeline answers
 `silent`: the customer's turn is recorded, nothing is posted and no :eyes: is shown.
@@ -33,12 +31,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.messages.views import FOLLOW_UP_TEXT, follow_up_blocks, plain_text_fallback, reply_blocks
-from bot.metrics import REPLIES_POSTED, SLACK_API_ERRORS
+from bot.metrics import REPLIES_POSTED
+from bot.slack_calls import BLOCK_ERRORS, Mrkdwn, Refused, SlackCalls, job_tag
 from bot.worker import JobFailed
 from pipelines.llm import LLMUnavailable
 from pipelines.support.contracts import IncomingMessage, SupportReply
@@ -53,23 +50,6 @@ logger = logging.getLogger(__name__)
 REPLY_EVENT_TYPE = "supportbot_reply"
 WORKING_REACTION = "eyes"
 WORKING_STATUS = "is looking into it…"
-MAX_REPLY_PAGES = 10
-
-# Retrying cannot fix these: dead-letter at once, with what to do about it.
-FATAL_SLACK_ERRORS: dict[str, str] = {
-    "not_in_channel": "invite the bot to the channel (/invite @bot)",
-    "channel_not_found": "the channel is gone or the bot cannot see it",
-    "is_archived": "the channel is archived",
-    "invalid_auth": "SLACK_BOT_TOKEN is invalid",
-    "not_authed": "SLACK_BOT_TOKEN is missing",
-    "account_inactive": "the bot's account or workspace is deactivated",
-    "token_revoked": "the bot token was revoked; reinstall the app",
-    "token_expired": "the bot token expired",
-    "missing_scope": "the app lacks an OAuth scope; see manifest.yaml and reinstall",
-    "no_permission": "the bot is not allowed to post there",
-    "restricted_action": "a workspace setting prevents the bot from posting there",
-}
-BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
 FALLBACK_TEXT_CHARS = 3000
 
 # What observers are told about a ticket.
@@ -90,90 +70,6 @@ class TicketObserver(Protocol):
     async def ticket_changed(self, ticket_number: str, event: str) -> None: ...
 
 
-def slack_status(exc: SlackApiError) -> int | None:
-    """The HTTP status of a failed call (`status_code` on Slack's response object,
-    `status` on the raw aiohttp response the SDK attaches to an unreadable body)."""
-    status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None)
-    return status if isinstance(status, int) else None
-
-
-def slack_error(exc: BaseException) -> str:
-    """Slack's error code for a failed call, usable as a metric label.
-
-    `error` from Slack's JSON answer; `http_<status>` when the answer carried none (a 5xx
-    with an HTML or plain-text page, whose `data` is a string or empty); the exception's
-    type for anything that is not a `SlackApiError` (timeouts, connection errors).
-    """
-    if not isinstance(exc, SlackApiError):
-        return type(exc).__name__
-    data = getattr(exc.response, "data", None)
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    return f"http_{slack_status(exc) or 'error'}"
-
-
-def to_job_failure(method: str, exc: Exception) -> JobFailed:
-    """Classify a failed Slack call (see the module docstring)."""
-    if not isinstance(exc, SlackApiError):
-        SLACK_API_ERRORS.labels(method=method, error=type(exc).__name__).inc()
-        return JobFailed(f"Slack {method}: {type(exc).__name__}: {exc}")
-    error = slack_error(exc)
-    SLACK_API_ERRORS.labels(method=method, error=error).inc()
-    if error in FATAL_SLACK_ERRORS:
-        return JobFailed(
-            f"Slack {method}: {error} ({FATAL_SLACK_ERRORS[error]})",
-            permanent=True,
-            can_notify=False,
-        )
-    retry_in = None
-    if error == "ratelimited" or slack_status(exc) == 429:
-        retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-            "retry-after"
-        )
-        retry_in = float(retry_after) if retry_after else 30.0
-    return JobFailed(f"Slack {method}: {error}", retry_in=retry_in)
-
-
-SLACK_CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
-
-
-async def find_marked_message(
-    client: AsyncWebClient,
-    channel: str,
-    thread_ts: str,
-    event_type: str,
-    job_id: int,
-) -> str | None:
-    """The ts of the message in this thread that job `job_id` posted (its metadata)."""
-    cursor: str | None = None
-    for _ in range(MAX_REPLY_PAGES):
-        try:
-            response = await client.conversations_replies(
-                channel=channel,
-                ts=thread_ts,
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
-        except SlackApiError as exc:
-            if slack_error(exc) == "thread_not_found":
-                return None
-            raise to_job_failure("conversations.replies", exc) from exc
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("conversations.replies", exc) from exc
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == event_type and str(payload.get("job_id")) == str(
-                job_id
-            ):
-                return str(message.get("ts"))
-        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-        if not cursor:
-            return None
-    return None
-
-
 class SlackReplyJob:
     """`JobHandler` of the `slack_message` kind."""
 
@@ -184,7 +80,7 @@ class SlackReplyJob:
         conversations: ConversationStore | None = None,
         tickets: TicketStore | None = None,
     ) -> None:
-        self._client = client
+        self._slack = SlackCalls(client)
         self._service = service
         self._conversations = conversations
         self._tickets = tickets
@@ -241,111 +137,94 @@ class SlackReplyJob:
         ticket_number, escalated = await self._flag_ticket(message, error)
         if ticket_number and escalated:  # the card first: the post below may fail too
             await self._notify(ticket_number, TICKET_ESCALATED)
-        await self._call(
-            "chat.postMessage",
-            self._client.chat_postMessage(
-                channel=message.channel_id,
-                thread_ts=message.thread_ts,
-                text=FOLLOW_UP_TEXT,
-                blocks=follow_up_blocks(ticket_number),
-                metadata=self._metadata(job.id, follow_up=True),
-            ),
+        await self._slack.post(
+            message.channel_id,
+            FOLLOW_UP_TEXT,
+            thread_ts=message.thread_ts,
+            blocks=follow_up_blocks(ticket_number),
+            metadata=job_tag(REPLY_EVENT_TYPE, job.id).metadata(follow_up=True),
         )
         REPLIES_POSTED.labels(kind="follow_up").inc()
         await self._done_working(message)
 
     async def find_posted(self, message: IncomingMessage, job_id: int) -> str | None:
         """The ts of this job's reply if an earlier attempt already posted it."""
-        return await find_marked_message(
-            self._client, message.channel_id, message.thread_ts, REPLY_EVENT_TYPE, job_id
-        )
+        tag = job_tag(REPLY_EVENT_TYPE, job_id)
+        return await self._slack.find_posted(message.channel_id, tag, thread_ts=message.thread_ts)
 
     async def _post_reply(self, message: IncomingMessage, reply: SupportReply, job_id: int) -> str:
-        text = plain_text_fallback(reply)
-        try:
-            response = await self._client.chat_postMessage(
-                channel=message.channel_id,
+        text = Mrkdwn(plain_text_fallback(reply))  # escaped by the view (`to_mrkdwn`)
+        response = await self._slack.post(
+            message.channel_id,
+            text,
+            thread_ts=message.thread_ts,
+            blocks=reply_blocks(reply),
+            metadata=job_tag(REPLY_EVENT_TYPE, job_id).metadata(),
+            unfurl_links=False,
+            tolerate=BLOCK_ERRORS,
+        )
+        if isinstance(response, Refused):  # Slack refused our blocks: still answer, in text
+            logger.warning("blocks refused (%s); posting plain text", response.error)
+            response = await self._slack.post(
+                message.channel_id,
+                Mrkdwn(text[:FALLBACK_TEXT_CHARS]),
                 thread_ts=message.thread_ts,
-                text=text,
-                blocks=reply_blocks(reply),
-                metadata=self._metadata(job_id),
-                unfurl_links=False,
+                metadata=job_tag(REPLY_EVENT_TYPE, job_id).metadata(),
             )
-        except SlackApiError as exc:
-            if slack_error(exc) not in BLOCK_ERRORS:
-                raise to_job_failure("chat.postMessage", exc) from exc
-            # Slack refused our blocks: still answer, in plain text.
-            logger.warning("blocks refused (%s); posting plain text", slack_error(exc))
-            response = await self._call(
-                "chat.postMessage",
-                self._client.chat_postMessage(
-                    channel=message.channel_id,
-                    thread_ts=message.thread_ts,
-                    text=text[:FALLBACK_TEXT_CHARS],
-                    metadata=self._metadata(job_id),
-                ),
-            )
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("chat.postMessage", exc) from exc
         REPLIES_POSTED.labels(kind="answer").inc()
         return str(response.get("ts"))
 
     async def _show_working(self, message: IncomingMessage, assistant: bool) -> None:
         """An assistant status in AI-app threads, an :eyes: reaction elsewhere."""
+        client = self._slack.client
         if assistant:
-            try:
-                await self._client.assistant_threads_setStatus(
+            status = await self._slack.call(
+                "assistant.threads.setStatus",
+                client.assistant_threads_setStatus(
                     channel_id=message.channel_id,
                     thread_ts=message.thread_ts,
                     status=WORKING_STATUS,
-                )
-                return
-            except SLACK_CALL_ERRORS as exc:
-                logger.info("assistant status unavailable (%s); reacting instead", exc)
-        try:
-            await self._client.reactions_add(
-                channel=message.channel_id, timestamp=message.message_ts, name=WORKING_REACTION
+                ),
+                best_effort=True,
             )
-        except SlackApiError as exc:
-            if slack_error(exc) == "already_reacted":
+            if not isinstance(status, Refused):
                 return
-            failure = to_job_failure("reactions.add", exc)
+        try:
+            await self._slack.call(
+                "reactions.add",
+                client.reactions_add(
+                    channel=message.channel_id, timestamp=message.message_ts, name=WORKING_REACTION
+                ),
+                tolerate={"already_reacted"},
+            )
+        except JobFailed as failure:
             if failure.permanent:
-                raise failure from exc
-            logger.info("could not add the working reaction: %s", slack_error(exc))
-        except SLACK_CALL_ERRORS as exc:
-            logger.info("could not add the working reaction: %s", exc)
+                raise
+            logger.info("could not add the working reaction: %s", failure)
 
     async def _done_working(self, message: IncomingMessage) -> None:
         """Remove the reaction (cosmetic: a failure is only logged). The assistant status
         clears itself when the bot replies."""
-        try:
-            await self._client.reactions_remove(
+        await self._slack.call(
+            "reactions.remove",
+            self._slack.client.reactions_remove(
                 channel=message.channel_id, timestamp=message.message_ts, name=WORKING_REACTION
-            )
-        except SlackApiError as exc:
-            if slack_error(exc) != "no_reaction":
-                SLACK_API_ERRORS.labels(method="reactions.remove", error=slack_error(exc)).inc()
-                logger.info("could not remove the working reaction: %s", slack_error(exc))
-        except SLACK_CALL_ERRORS as exc:
-            logger.info("could not remove the working reaction: %s", exc)
+            ),
+            tolerate={"no_reaction"},
+            best_effort=True,
+        )
 
     async def _set_title(self, message: IncomingMessage, reply: SupportReply) -> None:
         topic = reply.intents[0].replace("_", " ") if reply.intents else "support request"
-        try:
-            await self._client.assistant_threads_setTitle(
+        await self._slack.call(
+            "assistant.threads.setTitle",
+            self._slack.client.assistant_threads_setTitle(
                 channel_id=message.channel_id,
                 thread_ts=message.thread_ts,
                 title=f"{reply.ticket_number} · {topic.capitalize()}",
-            )
-        except SLACK_CALL_ERRORS as exc:
-            logger.info("could not set the assistant thread title: %s", exc)
-
-    async def _call(self, method: str, call: Any) -> Any:
-        try:
-            return await call
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure(method, exc) from exc
+            ),
+            best_effort=True,
+        )
 
     async def _flag_ticket(self, message: IncomingMessage, error: str) -> tuple[str | None, bool]:
         """Escalate the ticket (repeated failure); (its number, whether it was escalated now).
@@ -394,24 +273,13 @@ class SlackReplyJob:
             except Exception as exc:
                 logger.warning("ticket observer failed on %s (%s): %s", ticket_number, event, exc)
 
-    @staticmethod
-    def _metadata(job_id: int, follow_up: bool = False) -> dict[str, Any]:
-        payload: dict[str, Any] = {"job_id": str(job_id)}
-        if follow_up:
-            payload["follow_up"] = True
-        return {"event_type": REPLY_EVENT_TYPE, "event_payload": payload}
-
 
 __all__ = [
-    "FATAL_SLACK_ERRORS",
     "REPLY_EVENT_TYPE",
-    "SLACK_CALL_ERRORS",
     "TICKET_CUSTOMER_WROTE",
     "TICKET_ESCALATED",
     "TICKET_REPLIED",
     "AnswersMessages",
     "SlackReplyJob",
     "TicketObserver",
-    "slack_error",
-    "to_job_failure",
 ]

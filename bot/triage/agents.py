@@ -28,7 +28,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.messages.reply_job import SLACK_CALL_ERRORS, slack_error
+from bot.slack_calls import SLACK_CALL_ERRORS, slack_error
 
 logger = logging.getLogger(__name__)
 

@@ -20,15 +20,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.messages.reply_job import (
-    SLACK_CALL_ERRORS,
-    find_marked_message,
-    slack_error,
-    to_job_failure,
-)
+from bot.slack_calls import MessageTag, Mrkdwn, Refused, SlackCalls, job_tag
 from bot.triage.views import (
     CARD_EVENT_TYPE,
     card_blocks,
@@ -55,15 +49,11 @@ TRIAGE_CARD_JOB = "triage_card"
 TRIAGE_EVENT_TYPE = "supportbot_triage_event"
 
 CARD_RESERVATION_SECONDS = 60.0
-MAX_PAGES = 10
 
 
-# --- Slack helpers ----------------------------------------------------------------------
-
-
-def marked(event_type: str, **payload: str) -> dict[str, Any]:
-    """Message metadata that marks a post as ours (`find_marked_message` finds it again)."""
-    return {"event_type": event_type, "event_payload": payload}
+def card_tag(ticket: TicketInfo) -> MessageTag:
+    """A ticket's card, found again by the ticket's id."""
+    return MessageTag(CARD_EVENT_TYPE, {"ticket_id": str(ticket.id)})
 
 
 class TriageCardJob:
@@ -82,7 +72,7 @@ class TriageCardJob:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._slack = SlackCalls(client)
         self._store = store
         self._channel = triage_channel
         self._agent_ids = list(agent_ids)
@@ -108,14 +98,15 @@ class TriageCardJob:
 
     async def thread_url(self, ticket: TicketInfo) -> str | None:
         """The customer's thread: `chat.getPermalink`, or a link built from the ids."""
-        try:
-            response = await self._client.chat_getPermalink(
+        response = await self._slack.call(
+            "chat.getPermalink",
+            self._slack.client.chat_getPermalink(
                 channel=ticket.channel_id, message_ts=ticket.thread_ts
-            )
-            if response.get("permalink"):
-                return str(response["permalink"])
-        except SLACK_CALL_ERRORS as exc:
-            logger.info("no permalink for %s: %s", ticket.number, exc)
+            ),
+            best_effort=True,
+        )
+        if not isinstance(response, Refused) and response.get("permalink"):
+            return str(response["permalink"])
         return thread_url_fallback(ticket.team_id, ticket.channel_id, ticket.thread_ts)
 
     async def _ensure_card(
@@ -157,42 +148,18 @@ class TriageCardJob:
         raise JobFailed(f"could not reserve the card of {ticket.number}", retry_in=1.0)
 
     async def _post_card(self, ticket: TicketInfo, thread_url: str | None) -> str:
-        try:
-            response = await self._client.chat_postMessage(
-                channel=self._channel or "",
-                text=card_text(ticket),
-                blocks=card_blocks(ticket, thread_url, await self._store.latest_turn(ticket.id)),
-                metadata=marked(CARD_EVENT_TYPE, ticket_id=str(ticket.id), ticket=ticket.number),
-                unfurl_links=False,
-            )
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("chat.postMessage", exc) from exc
+        response = await self._slack.post(
+            self._channel or "",
+            Mrkdwn(card_text(ticket)),  # escaped by the view
+            blocks=card_blocks(ticket, thread_url, await self._store.latest_turn(ticket.id)),
+            metadata=card_tag(ticket).metadata(ticket=ticket.number),
+            unfurl_links=False,
+        )
         return str(response.get("ts"))
 
     async def _find_card(self, ticket: TicketInfo, since: float) -> str | None:
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            try:
-                response = await self._client.conversations_history(
-                    channel=self._channel or "",
-                    oldest=f"{max(0.0, since - 5):.6f}",
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                )
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("conversations.history", exc) from exc
-            for message in response.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == CARD_EVENT_TYPE and str(
-                    payload.get("ticket_id")
-                ) == str(ticket.id):
-                    return str(message.get("ts"))
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
-        return None
+        oldest = f"{max(0.0, since - 5):.6f}"
+        return await self._slack.find_posted(self._channel or "", card_tag(ticket), oldest=oldest)
 
     async def _refresh(
         self,
@@ -207,23 +174,17 @@ class TriageCardJob:
             ticket = await self._store.get(ticket_id)
             if ticket is None or ticket.version == rendered:
                 return
-            try:
-                latest = await self._store.latest_turn(ticket_id)
-                await self._client.chat_update(
-                    channel=channel,
-                    ts=ts,
-                    text=card_text(ticket),
-                    blocks=card_blocks(ticket, thread_url, latest),
-                )
-            except SlackApiError as exc:
-                if slack_error(exc) == "message_not_found":  # someone deleted the card
-                    await self._store.detach_card(ticket_id, ts)
-                    raise JobFailed(
-                        "the card was deleted; posting a new one", retry_in=0.5
-                    ) from exc
-                raise to_job_failure("chat.update", exc) from exc
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("chat.update", exc) from exc
+            latest = await self._store.latest_turn(ticket_id)
+            response = await self._slack.update(
+                channel,
+                ts,
+                Mrkdwn(card_text(ticket)),
+                blocks=card_blocks(ticket, thread_url, latest),
+                tolerate={"message_not_found"},
+            )
+            if isinstance(response, Refused):  # someone deleted the card
+                await self._store.detach_card(ticket_id, ts)
+                raise JobFailed("the card was deleted; posting a new one", retry_in=0.5)
             rendered = ticket.version
 
     async def _notify_agents(
@@ -232,22 +193,18 @@ class TriageCardJob:
         ticket = await self._store.get(ticket_id)
         if ticket is None or ticket.status != ESCALATED:
             return None  # already claimed, handed back or resolved: nobody to call
+        tag = job_tag(TRIAGE_EVENT_TYPE, job.id)
         if job.is_retry:
-            posted = await find_marked_message(
-                self._client, channel, card_ts, TRIAGE_EVENT_TYPE, job.id
-            )
+            posted = await self._slack.find_posted(channel, tag, thread_ts=card_ts)
             if posted is not None:
                 return posted
-        try:
-            response = await self._client.chat_postMessage(
-                channel=channel,
-                thread_ts=card_ts,
-                text=escalation_notice(ticket, self._agent_ids),
-                metadata=marked(TRIAGE_EVENT_TYPE, job_id=str(job.id), ticket=ticket.number),
-            )
-        except SLACK_CALL_ERRORS as exc:
-            raise to_job_failure("chat.postMessage", exc) from exc
+        response = await self._slack.post(
+            channel,
+            Mrkdwn(escalation_notice(ticket, self._agent_ids)),  # mentions the agents on purpose
+            thread_ts=card_ts,
+            metadata=tag.metadata(ticket=ticket.number),
+        )
         return str(response.get("ts"))
 
 
-__all__ = ["TRIAGE_CARD_JOB", "TriageCardJob", "marked"]
+__all__ = ["TRIAGE_CARD_JOB", "TriageCardJob"]

@@ -16,8 +16,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import escape
-from bot.messages.reply_job import SLACK_CALL_ERRORS, find_marked_message, to_job_failure
-from bot.triage.cards import marked
+from bot.slack_calls import Mrkdwn, SlackCalls, job_tag
 from storage.queue import LeasedJob
 
 logger = logging.getLogger(__name__)
@@ -35,16 +34,15 @@ class CustomerNoticeJob:
     """
 
     def __init__(self, client: AsyncWebClient) -> None:
-        self._client = client
+        self._slack = SlackCalls(client)
 
     async def run(self, job: LeasedJob) -> dict[str, Any] | None:
         payload = job.payload
         channel, thread_ts = str(payload["channel"]), str(payload["thread_ts"])
+        tag = job_tag(NOTICE_EVENT_TYPE, job.id)
         ts = None
         if job.is_retry:
-            ts = await find_marked_message(
-                self._client, channel, thread_ts, NOTICE_EVENT_TYPE, job.id
-            )
+            ts = await self._slack.find_posted(channel, tag, thread_ts=thread_ts)
         if ts is None:
             text = str(payload["text"])
             blocks: list[dict[str, Any]] = [
@@ -53,28 +51,21 @@ class CustomerNoticeJob:
             if payload.get("ticket"):
                 note = escape(f"Ticket {payload['ticket']} · handed to the support team")
                 blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-            try:
-                response = await self._client.chat_postMessage(
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    text=text,
-                    blocks=blocks,
-                    metadata=marked(NOTICE_EVENT_TYPE, job_id=str(job.id)),
-                )
-            except SLACK_CALL_ERRORS as exc:
-                raise to_job_failure("chat.postMessage", exc) from exc
+            response = await self._slack.post(
+                channel, text, thread_ts=thread_ts, blocks=blocks, metadata=tag.metadata()
+            )
             ts = str(response.get("ts"))
         replace = payload.get("replace")
-        if isinstance(replace, Mapping):
-            try:  # cosmetic: the button turns into a note
-                await self._client.chat_update(
-                    channel=str(replace["channel"]),
-                    ts=str(replace["ts"]),
-                    text=str(replace.get("text") or payload["text"]),
-                    blocks=list(replace["blocks"]),
-                )
-            except SLACK_CALL_ERRORS as exc:
-                logger.info("could not remove the handoff button: %s", exc)
+        if isinstance(replace, Mapping):  # cosmetic: the button turns into a note
+            # Slack's copy of the bot's own message text is mrkdwn already: sent back as is.
+            original = str(replace.get("text") or "")
+            await self._slack.update(
+                str(replace["channel"]),
+                str(replace["ts"]),
+                Mrkdwn(original) if original else str(payload["text"]),
+                blocks=list(replace["blocks"]),
+                best_effort=True,
+            )
         return {"ts": ts}
 
     async def give_up(self, job: LeasedJob, error: str) -> None:
