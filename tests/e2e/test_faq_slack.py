@@ -540,3 +540,28 @@ async def test_a_download_that_fails_for_a_moment_retries_the_job_in_the_same_me
     [root] = top_level(fake_slack, FAQ_CHANNEL)  # the retry reused the progress message
     assert "from 4 files" in blocks_text(root.blocks) and "Skipped" not in blocks_text(root.blocks)
     assert await count(bot, Faq) == 1
+
+
+# --- what the notification text carries ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        pytest.param("<!channel> read me.md", RETURNS_MD, id="faq-posted"),
+        pytest.param("<!here> empty.md", b"", id="no-faq"),
+    ],
+)
+async def test_a_file_name_cannot_ping_the_channel_through_the_message_text(
+    bot: BotServer, fake_slack: FakeSlack, name: str, data: bytes
+) -> None:
+    """Blocks escape file names; the `text` of every post and edit must too (notifications
+    and screen readers show it, and Slack honours `<!channel>` there)."""
+    file = fake_slack.host_file(name, data, "text/markdown")
+    view = await open_modal(bot, fake_slack)
+    await interact(bot, submission(view, view_id="V0PING", files=[file], questions="3"))
+    await settle(bot)
+    calls = [*fake_slack.calls_to("chat.postMessage"), *fake_slack.calls_to("chat.update")]
+    texts = [str(call.params.get("text") or "") for call in calls]
+    assert texts and not [text for text in texts if "<!" in text], texts
+    assert any(escape(name.removesuffix(".md")) in text for text in texts), texts
