@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from storage.models import BillingCase, Invoice, Order, OrderLine, ReturnAuthori
 
 PRODUCT_MATCH_CUTOFF = 75.0
 CASE_BUSINESS_DAYS = 5
+RETURN_ATTEMPTS = 8  # a lost race means another writer committed a unit or this key
 
 
 class Actor(BaseModel):
@@ -73,6 +74,8 @@ class ReturnResult(BaseModel):
     order_number: str | None = None
     instructions: str | None = None
     refusal: str | None = None
+    # On refusal: the returns already open for the item, to be named to the customer.
+    open_rma_numbers: list[str] = Field(default_factory=list)
     replayed: bool = False
 
 
@@ -190,6 +193,16 @@ class BillingSystem:
 
 
 class ReturnsSystem:
+    """Returns: at most one open return per unit of an order line.
+
+    The idempotency key names the request; the stored key adds the order line it matched,
+    so a retried job whose model wrote the product differently replays the same RMA. A
+    different request for an item whose every unit already has a return is refused with
+    the open RMA numbers. The (order line, unit) unique constraint makes both hold under
+    concurrency on either database: a writer that loses the race retries and then sees
+    the winner's row.
+    """
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
@@ -202,52 +215,86 @@ class ReturnsSystem:
         order_number: str | None = None,
     ) -> ReturnResult:
         """Authorise returning a product the customer bought, matched tolerant of typos."""
-        idempotency_key = _scoped(actor, idempotency_key)
-        try:
-            async with self._sessions() as session, session.begin():
-                existing = await session.scalar(
-                    select(ReturnAuthorization).where(
-                        ReturnAuthorization.idempotency_key == idempotency_key
+        for attempt in range(RETURN_ATTEMPTS):
+            try:
+                async with self._sessions() as session, session.begin():
+                    return await self._claim(
+                        session, actor, product_name, reason, idempotency_key, order_number
                     )
-                )
-                if existing is not None:
-                    return await self._view(session, existing, replayed=True)
-                line = await self._match_line(session, actor, product_name, order_number)
-                if line is None:
-                    return ReturnResult(
-                        authorized=False,
-                        product_name=product_name,
-                        reason=reason,
-                        refusal=(
-                            f"We could not find '{product_name}' in your orders, so we can't "
-                            "authorise a return for it."
-                        ),
-                    )
-                rma = ReturnAuthorization(
-                    idempotency_key=idempotency_key,
-                    customer_id=line.order.customer_id,
-                    order_id=line.order_id,
-                    product_id=line.product_id,
-                    reason=reason[:2000],
-                )
-                session.add(rma)
-                await session.flush()
-                rma.rma_number = f"RMA-{rma.id:06d}"
-                return await self._view(session, rma)
-        except IntegrityError:
-            async with self._sessions() as session:
-                winner = await session.scalar(
-                    select(ReturnAuthorization).where(
-                        ReturnAuthorization.idempotency_key == idempotency_key
-                    )
-                )
-                if winner is None:
+            except IntegrityError:
+                # A concurrent writer took the unit or the key; its row is committed, so
+                # the next attempt replays it, takes another unit, or refuses.
+                if attempt == RETURN_ATTEMPTS - 1:
                     raise
-                return await self._view(session, winner, replayed=True)
+        raise AssertionError("unreachable")
 
-    async def _match_line(
+    async def _claim(
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        product_name: str,
+        reason: str,
+        idempotency_key: str,
+        order_number: str | None,
+    ) -> ReturnResult:
+        lines = await self._matching_lines(session, actor, product_name, order_number)
+        if not lines:
+            return ReturnResult(
+                authorized=False,
+                product_name=product_name,
+                reason=reason,
+                refusal=(
+                    f"We could not find '{product_name}' in your orders, so we can't "
+                    "authorise a return for it."
+                ),
+            )
+        keys = {line.id: _scoped(actor, f"line{line.id}:{idempotency_key}") for line in lines}
+        returns = (
+            await session.scalars(
+                select(ReturnAuthorization)
+                .where(ReturnAuthorization.order_line_id.in_(keys))
+                .order_by(ReturnAuthorization.id)
+            )
+        ).all()
+        for existing in returns:
+            if existing.idempotency_key == keys[existing.order_line_id]:
+                return await self._view(session, existing, replayed=True)
+        taken = {(rma.order_line_id, rma.unit) for rma in returns if rma.unit is not None}
+        for line in lines:
+            free = [u for u in range(1, line.quantity + 1) if (line.id, u) not in taken]
+            if free:
+                return await self._create(session, line, free[0], reason, keys[line.id])
+        open_numbers = [rma.rma_number or "" for rma in returns if rma.unit is not None]
+        return ReturnResult(
+            authorized=False,
+            product_name=lines[0].product.name,
+            reason=reason,
+            order_number=lines[0].order.order_number,
+            open_rma_numbers=open_numbers,
+            refusal=already_open_text(lines[0].product.name, open_numbers),
+        )
+
+    async def _create(
+        self, session: AsyncSession, line: OrderLine, unit: int, reason: str, key: str
+    ) -> ReturnResult:
+        rma = ReturnAuthorization(
+            idempotency_key=key,
+            customer_id=line.order.customer_id,
+            order_id=line.order_id,
+            product_id=line.product_id,
+            order_line_id=line.id,
+            unit=unit,
+            reason=reason[:2000],
+        )
+        session.add(rma)
+        await session.flush()
+        rma.rma_number = f"RMA-{rma.id:06d}"
+        return await self._view(session, rma)
+
+    async def _matching_lines(
         self, session: AsyncSession, actor: Actor, product_name: str, order_number: str | None
-    ) -> OrderLine | None:
+    ) -> list[OrderLine]:
+        """The customer's order lines of the product they named, newest first."""
         query = (
             select(OrderLine)
             .join(Order, Order.id == OrderLine.order_id)
@@ -259,7 +306,7 @@ class ReturnsSystem:
             query = query.where(Order.order_number == normalize_number("ORD", order_number))
         lines = list((await session.scalars(query)).all())
         if not lines or not product_name.strip():
-            return None
+            return []
         match = process.extractOne(
             product_name,
             [line.product.name for line in lines],
@@ -267,7 +314,9 @@ class ReturnsSystem:
             processor=utils.default_process,
             score_cutoff=PRODUCT_MATCH_CUTOFF,
         )
-        return lines[match[2]] if match else None
+        if not match:
+            return []
+        return [line for line in lines if line.product.name == match[0]]
 
     @staticmethod
     async def _view(
@@ -276,7 +325,7 @@ class ReturnsSystem:
         line = await session.scalar(
             select(OrderLine)
             .options(selectinload(OrderLine.product), selectinload(OrderLine.order))
-            .where(OrderLine.order_id == rma.order_id, OrderLine.product_id == rma.product_id)
+            .where(OrderLine.id == rma.order_line_id)
         )
         product = line.product.name if line else "product"
         order = line.order.order_number if line else None
@@ -293,6 +342,19 @@ class ReturnsSystem:
             ),
             replayed=replayed,
         )
+
+
+def already_open_text(product: str, rma_numbers: list[str]) -> str:
+    """Why a second return of the same item is refused, naming the return to use instead."""
+    if len(rma_numbers) == 1:
+        return (
+            f"A return is already open for this item: {rma_numbers[0]} ({product}). Please "
+            "use that RMA number; an item can only be returned once."
+        )
+    return (
+        f"Returns are already open for every {product} you ordered: "
+        f"{', '.join(rma_numbers)}. Please use those RMA numbers."
+    )
 
 
 class OrderSystem:

@@ -163,9 +163,16 @@ class InvoiceLine(Base):
 
 
 class ReturnAuthorization(Timestamped, Base):
-    """A product return. `rma_number` is derived from the primary key: unique by construction."""
+    """A product return. `rma_number` is derived from the primary key: unique by construction.
+
+    A return holds one `unit` (1..quantity) of one order line, and (order line, unit) is
+    unique: an item can have only one open return, however many messages or concurrent
+    jobs ask for it. A closed (rejected or cancelled) return gives its unit back by setting
+    it to NULL, which unique constraints never compare.
+    """
 
     __tablename__ = "returns"
+    __table_args__ = (UniqueConstraint("order_line_id", "unit"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rma_number: Mapped[str | None] = mapped_column(String(32), unique=True)
@@ -175,6 +182,8 @@ class ReturnAuthorization(Timestamped, Base):
     )
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id", ondelete="CASCADE"))
+    unit: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), default="authorized")
 

@@ -31,6 +31,7 @@ from storage.models import (
     Customer,
     Invoice,
     Order,
+    OrderLine,
     Product,
     ReturnAuthorization,
 )
@@ -221,7 +222,38 @@ async def test_return_is_authorised_once_per_idempotency_key(
     assert await count(database, ReturnAuthorization) == 1
 
 
-async def test_100_concurrent_returns_get_100_distinct_rma_numbers(
+async def test_a_second_return_of_a_one_item_line_is_refused_naming_the_open_rma(
+    database: Database, systems: BusinessSystems, alice: Customer, alice_ids: DemoIds
+) -> None:
+    actor = as_customer(alice)
+
+    first = await systems.returns.authorize_return(actor, "Wireless Mouse", "broken", "msg-1")
+    second = await systems.returns.authorize_return(actor, "the mouse", "still broken", "msg-2")
+
+    assert first.authorized and first.rma_number is not None
+    assert second.authorized is False and second.rma_number is None
+    assert second.instructions is None
+    assert second.open_rma_numbers == [first.rma_number]
+    assert second.product_name == "Wireless Mouse"
+    assert second.refusal is not None
+    assert f"A return is already open for this item: {first.rma_number}" in second.refusal
+    assert await count(database, ReturnAuthorization) == 1
+
+
+async def test_a_retried_request_worded_differently_replays_the_same_rma(
+    database: Database, systems: BusinessSystems, alice: Customer
+) -> None:
+    actor = as_customer(alice)
+
+    first = await systems.returns.authorize_return(actor, "Wireless Mouse", "broken", "evt-7")
+    retry = await systems.returns.authorize_return(actor, "wireles mouse!", "dead", "evt-7")
+
+    assert retry.authorized and retry.replayed
+    assert retry.rma_number == first.rma_number
+    assert await count(database, ReturnAuthorization) == 1
+
+
+async def test_100_concurrent_requests_to_return_one_item_open_one_return(
     database: Database, systems: BusinessSystems, alice: Customer
 ) -> None:
     actor = as_customer(alice)
@@ -232,9 +264,85 @@ async def test_100_concurrent_returns_get_100_distinct_rma_numbers(
         )
     )
 
+    authorized = [r for r in results if r.authorized]
+    assert len(authorized) == 1 and not authorized[0].replayed
+    refused = [r for r in results if not r.authorized]
+    assert {tuple(r.open_rma_numbers) for r in refused} == {(authorized[0].rma_number,)}
+    assert await count(database, ReturnAuthorization) == 1
+
+
+async def test_concurrent_returns_of_different_items_get_distinct_rma_numbers(
+    database: Database, systems: BusinessSystems
+) -> None:
+    customers = [await get_or_create_customer(database.sessions, f"U_RET{i}") for i in range(8)]
+    requests = [
+        (customer, product)
+        for customer in customers
+        for product in (await demo_ids(database.sessions, customer.id)).products
+    ]
+
+    results = await asyncio.gather(
+        *(
+            systems.returns.authorize_return(as_customer(customer), product, "defect", "evt")
+            for customer, product in requests
+        )
+    )
+
     assert all(r.authorized and not r.replayed for r in results)
-    assert len({r.rma_number for r in results}) == 100
-    assert await count(database, ReturnAuthorization) == 100
+    assert len({r.rma_number for r in results}) == len(requests)
+    assert await count(database, ReturnAuthorization) == len(requests)
+
+
+async def _set_quantity(database: Database, customer: Customer, product: str, n: int) -> None:
+    async with database.sessions() as session, session.begin():
+        line = await session.scalar(
+            select(OrderLine)
+            .join(Order, Order.id == OrderLine.order_id)
+            .join(Product, Product.id == OrderLine.product_id)
+            .where(Order.customer_id == customer.id, Product.name == product)
+        )
+        assert line is not None
+        line.quantity = n
+
+
+async def test_a_line_of_two_units_takes_two_returns_then_refuses_with_both(
+    database: Database, systems: BusinessSystems, alice: Customer
+) -> None:
+    await _set_quantity(database, alice, "Wireless Mouse", 2)
+    actor = as_customer(alice)
+
+    results = await asyncio.gather(
+        *(
+            systems.returns.authorize_return(actor, "Wireless Mouse", "defect", f"evt-{i}")
+            for i in range(10)
+        )
+    )
+
+    numbers = sorted(r.rma_number or "" for r in results if r.authorized)
+    assert len(numbers) == 2
+    refused = [r for r in results if not r.authorized]
+    assert all(sorted(r.open_rma_numbers) == numbers for r in refused)
+    assert all(
+        (r.refusal or "").startswith("Returns are already open for every Wireless Mouse")
+        for r in refused
+    )
+
+
+async def test_a_closed_return_frees_its_unit(
+    database: Database, systems: BusinessSystems, alice: Customer
+) -> None:
+    actor = as_customer(alice)
+    first = await systems.returns.authorize_return(actor, "Wireless Mouse", "broken", "evt-1")
+    async with database.sessions() as session, session.begin():
+        rma = await session.scalar(
+            select(ReturnAuthorization).where(ReturnAuthorization.rma_number == first.rma_number)
+        )
+        assert rma is not None
+        rma.status, rma.unit = "cancelled", None
+
+    again = await systems.returns.authorize_return(actor, "Wireless Mouse", "broken", "evt-2")
+
+    assert again.authorized and again.rma_number != first.rma_number
 
 
 async def test_concurrent_replays_of_one_return_create_one_row(
@@ -303,16 +411,18 @@ async def test_product_matching_tolerates_typos(
             as_customer(alice), typed, "broken", f"typo-{i}"
         )
 
-        assert result.authorized, (typed, result.refusal)
+        # A product already returned under an earlier spelling is refused, still matched.
+        assert result.authorized or result.open_rma_numbers, (typed, result.refusal)
         assert result.product_name == product, typed
+        number = result.rma_number or result.open_rma_numbers[0]
         async with database.sessions() as session:
             stored = await session.scalar(
                 select(Product.name)
                 .join(ReturnAuthorization, ReturnAuthorization.product_id == Product.id)
-                .where(ReturnAuthorization.rma_number == result.rma_number)
+                .where(ReturnAuthorization.rma_number == number)
             )
         assert stored == product, typed
-    assert await count(database, ReturnAuthorization) == len(TYPOS)
+    assert await count(database, ReturnAuthorization) == len({p for _, p in TYPOS})
 
 
 # --- id normalisation and dates ---------------------------------------------------------

@@ -157,3 +157,14 @@ def test_invented_action_ids_are_removed_and_missing_ones_added() -> None:
     assert "RMA-123456" not in reply
     assert "RMA-000009 created" in reply
     assert reply.count("CASE-000007") == 1
+
+
+def test_a_refusal_naming_an_open_return_keeps_its_id_and_is_added_when_left_out() -> None:
+    refusal = "A return is already open for this item: RMA-000004 (USB-C Hub)."
+    results = [WorkerResult(kind="product_return", ok=False, facts={}, refusal=refusal)]
+
+    named = ensure_actions_mentioned("You already have RMA-000004 for the hub.", results)
+    vague = ensure_actions_mentioned("Sorry, I couldn't open a return.", results)
+
+    assert named == "You already have RMA-000004 for the hub."
+    assert vague.endswith(refusal)

@@ -22,6 +22,7 @@ from storage.models import BillingCase, ReturnAuthorization
 from storage.traces import TraceStore
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step, user_text
+from tests.scripted_llm import ScriptedLLM
 
 USER = "U0SCENARIO"
 
@@ -112,6 +113,44 @@ async def test_another_customers_order_is_answered_like_an_unknown_one(db: Datab
     unknown = await service.handle(message("where is ORD-99999?", "4000.2", thread="4000.2"))
     assert f"no order {others_orders[0]} found on your account" in reply.text
     assert unknown.text.replace("ORD-99999", "X") == reply.text.replace(others_orders[0], "X")
+
+
+async def test_a_second_return_of_the_same_item_is_refused_naming_the_open_rma(
+    db: Database,
+) -> None:
+    _, _, products = await ids_for(db)
+    hub = products[0].lower()
+    # The synthesizer leaves the refusal's RMA number out: the reply must still carry it.
+    llm = ScriptedLLM({"synthesize_reply": {"reply": "Here is what I did."}}, OfflineLLM())
+    service = SupportService(db, llm, LLMSettings())
+
+    first = await service.handle(message(f"I want to return the {hub}, it's broken", "5000.1"))
+    again = await service.handle(
+        message(f"please return my {hub}, it is broken", "5000.2", thread="5000.2")
+    )
+
+    rma = re.search(r"RMA-\d{6}", " ".join(first.actions))
+    assert rma, first.actions
+    assert f"A return is already open for this item: {rma[0]}" in again.text, again.text
+    assert again.actions == []
+    assert await count(db, ReturnAuthorization) == 1
+
+
+async def test_a_retried_return_worded_differently_replays_the_same_rma(db: Database) -> None:
+    _, _, products = await ids_for(db)
+    text = f"I want to return the {products[0].lower()}, it's broken"
+    plans = [
+        {"tasks": [{"kind": "product_return", "product_name": name, "reason": "broken"}]}
+        for name in (products[0], products[0].lower().replace("-", " "))
+    ]
+    llm = ScriptedLLM({"plan_tasks": plans}, OfflineLLM())
+    service = SupportService(db, llm, LLMSettings())
+
+    first = await service.handle(message(text, "6000.1"))
+    retry = await service.handle(message(text, "6000.1"))  # the same job, run again
+
+    assert first.actions and retry.actions == first.actions
+    assert await count(db, ReturnAuthorization) == 1
 
 
 async def test_general_question_is_answered_from_a_stored_faq_with_its_citation(

@@ -35,6 +35,9 @@ class WorkerResult(BaseModel):
     facts: dict[str, Any]
     action: str | None = None  # e.g. "RMA-000123 created", shown on the ticket
     needs: str | None = None  # what to ask the customer for
+    # Why nothing was done, naming the existing record to use instead (e.g. "a return is
+    # already open for this item: RMA-000123"): the reply must carry it.
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,12 +158,13 @@ class ReturnsWorker:
         self.systems = systems
 
     async def run(self, ctx: PipelineContext, task: Task, request: SupportRequest) -> WorkerResult:
-        product = task.params["product_name"]
+        # The key names the request only: the returns system adds the order line it
+        # matched, so a retry whose model worded the product differently replays the RMA.
         result = await self.systems.returns.authorize_return(
             request.actor,
-            product,
+            task.params["product_name"],
             task.params["reason"],
-            idempotency_key=f"{request.request_id}:return:{product.lower()}",
+            idempotency_key=f"{request.request_id}:return",
         )
         action = f"{result.rma_number} created" if result.authorized else None
         return WorkerResult(
@@ -168,6 +172,7 @@ class ReturnsWorker:
             ok=result.authorized,
             facts={"return": result.model_dump(mode="json")},
             action=action,
+            refusal=result.refusal if result.open_rma_numbers else None,
         )
 
 
@@ -216,10 +221,15 @@ async def synthesize_reply(
 def ensure_actions_mentioned(reply: str, results: list[WorkerResult]) -> str:
     """Append the facts a synthesised reply left out, and drop invented action ids.
 
-    The customer must see every case and RMA number that was created, and only those.
+    The customer must see every case and RMA number that was created or that a refusal
+    names (the return already open), and only those.
     """
     real = {
-        match for result in results if result.action for match in ACTION_ID.findall(result.action)
+        match
+        for result in results
+        for said in (result.action, result.refusal)
+        if said
+        for match in ACTION_ID.findall(said)
     }
     invented = set(ACTION_ID.findall(reply)) - real
     for token in invented:
@@ -227,6 +237,13 @@ def ensure_actions_mentioned(reply: str, results: list[WorkerResult]) -> str:
     missing = [r.action for r in results if r.action and r.action.split()[0] not in reply]
     if missing:
         reply += "\n\nDone for you: " + "; ".join(a for a in missing if a) + "."
+    unsaid = [
+        r.refusal
+        for r in results
+        if r.refusal and not all(ref in reply for ref in ACTION_ID.findall(r.refusal))
+    ]
+    if unsaid:
+        reply += "\n\n" + " ".join(refusal for refusal in unsaid if refusal)
     return reply
 
 
