@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -200,6 +200,15 @@ def job_tag(event_type: str, job_id: int) -> MessageTag:
     return MessageTag(event_type, {"job_id": str(job_id)})
 
 
+class Search(TypedDict, total=False):
+    """Where to look for tagged messages: a thread (`thread_ts`), else the channel's top
+    level since `oldest`; `best_effort`: a failure to look finds nothing."""
+
+    thread_ts: str
+    oldest: str
+    best_effort: bool
+
+
 @dataclass(frozen=True)
 class TaggedMessage:
     ts: str
@@ -256,22 +265,14 @@ class SlackCalls:
         return await self.call("chat.update", request, tolerate=tolerate, best_effort=best_effort)
 
     async def find_tagged(
-        self,
-        channel: str,
-        tag: MessageTag,
-        *,
-        thread_ts: str | None = None,
-        oldest: str | None = None,
-        limit: int | None = None,
-        best_effort: bool = False,
+        self, channel: str, tag: MessageTag, *, limit: int | None = None, **search: Unpack[Search]
     ) -> list[TaggedMessage]:
-        """The messages carrying `tag`, in the thread `thread_ts` if given, else at the
-        channel's top level since `oldest`; at most `limit` of them and `MAX_PAGES` pages.
-        A thread that is gone holds none; `best_effort`: a failure to look finds none."""
+        """The messages carrying `tag` where `search` says (a thread that is gone holds
+        none), at most `limit` of them, read in at most `MAX_PAGES` pages."""
         found: list[TaggedMessage] = []
         cursor: str | None = None
         for _ in range(MAX_PAGES):
-            response = await self._read_page(channel, thread_ts, oldest, cursor, best_effort)
+            response = await self._read_page(channel, cursor, search)
             if isinstance(response, Refused):
                 return found
             for message in response.get("messages") or []:
@@ -286,44 +287,30 @@ class SlackCalls:
         return found
 
     async def find_posted(
-        self,
-        channel: str,
-        tag: MessageTag,
-        *,
-        thread_ts: str | None = None,
-        oldest: str | None = None,
-        best_effort: bool = False,
+        self, channel: str, tag: MessageTag, **search: Unpack[Search]
     ) -> str | None:
         """The ts of the first message carrying `tag` (see `find_tagged`), or None."""
-        found = await self.find_tagged(
-            channel, tag, thread_ts=thread_ts, oldest=oldest, limit=1, best_effort=best_effort
-        )
+        found = await self.find_tagged(channel, tag, limit=1, **search)
         return found[0].ts if found else None
 
-    async def _read_page(
-        self,
-        channel: str,
-        thread_ts: str | None,
-        oldest: str | None,
-        cursor: str | None,
-        best_effort: bool,
-    ) -> Any:
-        common: dict[str, Any] = {
+    async def _read_page(self, channel: str, cursor: str | None, search: Search) -> Any:
+        page: dict[str, Any] = {
             "channel": channel,
             "include_all_metadata": True,
             "limit": PAGE_SIZE,
             "cursor": cursor,
         }
-        if thread_ts is not None:
+        best_effort = search.get("best_effort", False)
+        if "thread_ts" in search:
             return await self.call(
                 "conversations.replies",
-                self.client.conversations_replies(ts=thread_ts, **common),
+                self.client.conversations_replies(ts=search["thread_ts"], **page),
                 tolerate={"thread_not_found"},
                 best_effort=best_effort,
             )
         return await self.call(
             "conversations.history",
-            self.client.conversations_history(oldest=oldest, **common),
+            self.client.conversations_history(oldest=search.get("oldest"), **page),
             best_effort=best_effort,
         )
 
@@ -336,6 +323,7 @@ __all__ = [
     "MessageTag",
     "Mrkdwn",
     "Refused",
+    "Search",
     "SlackCalls",
     "TaggedMessage",
     "call",
