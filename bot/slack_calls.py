@@ -152,7 +152,7 @@ async def call(
         failure = to_job_failure(method, exc, notify_on=notify_on)
         if not best_effort:
             raise failure from exc
-        logger.info("Slack %s failed (cosmetic, going on): %s", method, error)
+        logger.info("Slack %s failed; going on without it: %s", method, error)
         return Refused(error)
 
 
@@ -211,6 +211,8 @@ class Search(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class TaggedMessage:
+    """A message found by its tag: its ts and its metadata's payload (e.g. a page number)."""
+
     ts: str
     payload: Mapping[str, Any]
 
@@ -219,7 +221,7 @@ class SlackCalls:
     """One job's calls to Slack: `call` with the job's `notify_on`, posts and edits whose
     `text` is escaped, and the search for its tagged messages."""
 
-    def __init__(self, client: AsyncWebClient, *, notify_on: Collection[str] = frozenset()):
+    def __init__(self, client: AsyncWebClient, *, notify_on: Collection[str] = frozenset()) -> None:
         self.client = client
         self._notify_on = frozenset(notify_on)
 
