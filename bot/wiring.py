@@ -14,7 +14,6 @@ separate `worker` process. A new feature is a package under `bot/` and one line 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,7 +25,6 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import text
 
 from bot.app import build_app, build_client
 from bot.faq.feature import FaqFeature
@@ -42,15 +40,12 @@ from bot.triage.feature import TriageFeature
 from bot.worker import JobHandler, Sweep, Worker
 from pipelines.llm.base import LLM
 from storage.conversations import ConversationStore
-from storage.db import create_engine, is_sqlite
-from storage.migrate import upgrade
+from storage.migrate import apply_migrations
 from storage.queue import DEFAULT_MAX_ATTEMPTS, JobQueue
 from storage.retention import purge_expired
 from storage.tickets import TicketStore
 
 logger = logging.getLogger(__name__)
-
-MIGRATION_LOCK_ID = 0x5B0_7A1E  # any constant shared by every supportbot process
 
 
 class Feature(Protocol):
@@ -142,28 +137,6 @@ class SlackRuntime:
         return partial(purge_expired, self.core.db.sessions, policy)
 
 
-async def apply_migrations(database_url: str) -> None:
-    """`storage.migrate.upgrade`, serialised across processes.
-
-    Several replicas starting at once on a fresh PostgreSQL database would otherwise race
-    to create the same tables; a session advisory lock makes them take turns. SQLite's
-    BEGIN IMMEDIATE already serialises them.
-    """
-    if is_sqlite(database_url):
-        await asyncio.to_thread(upgrade, database_url)
-        return
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
-            try:
-                await asyncio.to_thread(upgrade, database_url)
-            finally:
-                await connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
-    finally:
-        await engine.dispose()
-
-
 async def check_slack_token(client: AsyncWebClient) -> None:
     """Fail fast on a token Slack refuses; only warn when Slack cannot be reached.
 
@@ -244,7 +217,6 @@ async def open_slack_runtime(
 __all__ = [
     "Feature",
     "SlackRuntime",
-    "apply_migrations",
     "check_slack_token",
     "default_features",
     "open_slack_runtime",

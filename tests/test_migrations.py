@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from storage.db import create_engine
-from storage.migrate import alembic_config, upgrade
+from storage.migrate import alembic_config, apply_migrations, upgrade
 from storage.models import Base
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -78,6 +78,18 @@ async def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
     assert rebuilt["diff"] == []
     assert rebuilt["tables"] == MODEL_TABLES | {"alembic_version"}
     assert rebuilt["revision"] == _head()
+
+
+async def test_servers_starting_at_once_on_fresh_postgres_migrate_in_turn(
+    postgres_url: str,
+) -> None:
+    # PostgreSQL only: on SQLite the processes queue on BEGIN IMMEDIATE, and Alembic's
+    # module-global context cannot run two upgrades in threads of one process.
+    await asyncio.gather(*(apply_migrations(postgres_url) for _ in range(3)))
+
+    state = await schema_state(postgres_url)
+    assert state["diff"] == []
+    assert state["revision"] == _head()
 
 
 async def test_cli_db_upgrade_builds_a_fresh_database(database_url: str) -> None:

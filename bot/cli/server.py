@@ -93,8 +93,8 @@ def register(app: typer.Typer) -> None:
     @one_line_errors
     def jobs_command() -> None:
         """Show how many jobs are queued, running, done and dead."""
-        from bot.wiring import apply_migrations
         from storage.db import Database
+        from storage.migrate import apply_migrations
         from storage.queue import JobQueue
 
         settings = load_settings()
