@@ -501,6 +501,21 @@ def test_docx_table_cell_cap_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
     assert notes == ["policy.docx: only the first 3 table cells were read; the rest was skipped"]
 
 
+def test_a_cell_claiming_a_huge_span_is_counted_before_it_is_expanded() -> None:
+    source = zipfile.ZipFile(io.BytesIO(make_docx()))
+    members = {info.filename: source.read(info) for info in source.infolist()}
+    cell = '<w:tcW w:type="dxa" w:w="4320"/>'
+    xml = members["word/document.xml"].decode()
+    members["word/document.xml"] = xml.replace(
+        cell, cell + '<w:gridSpan w:val="1000000000"/>', 1
+    ).encode()
+    notes: list[str] = []
+    outcome = extract_text("span.docx", make_zip(dict(members)), notes=notes)
+    assert isinstance(outcome, SourceDocument)
+    assert outcome.text == "# Refund policy\nRefunds are issued within 14 days of a return."
+    assert notes == ["span.docx: only the first 20,000 table cells were read; the rest was skipped"]
+
+
 @pytest.mark.parametrize(
     ("name", "data", "where"),
     [

@@ -5,9 +5,9 @@ caller gave up, and a few of them filled the event loop's default executor, wher
 resolves host names, so every Slack call waited. A child process can be killed.
 
 - Start method `forkserver`, preloaded with the readers: each child is a fork of a small
-  server that has already imported them, so it starts in milliseconds. `spawn` imports
-  everything again per child (most of a second); `fork` would copy this process with its
-  event loop, its signal wake-up pipe and whatever locks its threads hold.
+  server that has already imported them, so it starts fast. `spawn` would import them
+  again for every child, and `fork` would copy this process with its event loop, its
+  signal wake-up pipe and whatever locks its threads hold (figures: bench/README.md).
 - One child per call: it ends with its file, so nothing a hostile file did (memory, a
   stuck parser) outlives it, and there is no worker to replace.
 - Starting a child blocks briefly (the first start, while the server imports the readers,
@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-MAX_CHILDREN = 4  # per event loop: each child may use a core and some hundred MB
+MAX_CHILDREN = 4  # per event loop: each child may use a core and a lot of memory
 ALARM_MARGIN_S = 1  # a child's own alarm fires this long after its limit
 READ_CHUNK_BYTES = 1024 * 1024
 CHILD_NICENESS = 10  # readers are background work: the event loop wins the CPU
