@@ -34,7 +34,6 @@ from slack_bolt.adapter.starlette.async_handler import (
     to_starlette_response,
 )
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -65,8 +64,8 @@ class TimedSocketModeHandler(AsyncSocketModeHandler):
 
 async def database_is_up(db: Database) -> bool:
     try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), db.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            await db.ping()
         return True
     except Exception as exc:
         logger.warning("health check: database unavailable: %s", exc)
