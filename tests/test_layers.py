@@ -45,6 +45,34 @@ def violations(package: str, forbidden: frozenset[str]) -> list[str]:
     return found
 
 
+def database_handles(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, what) of every session opened (`sessions()`, `db.sessions()`,
+    `self._sessions()`) or engine used (`db.engine`): a query needs no SQLAlchemy import
+    when it goes through a `Database` or a session factory handed in."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _called_name(node.func).lstrip("_") == "sessions":
+            yield node.lineno, "opens a session"
+        elif isinstance(node, ast.Attribute) and node.attr == "engine":
+            yield node.lineno, "uses the engine"
+
+
+def _called_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+@pytest.mark.parametrize("package", ["bot", "pipelines"])
+def test_only_storage_opens_sessions(package: str) -> None:
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        found += [
+            f"{path.relative_to(ROOT)}:{line} {what}" for line, what in database_handles(tree)
+        ]
+    assert found == []
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_layer_imports_only_downwards_and_only_storage_touches_the_database(
     package: str,
@@ -52,7 +80,7 @@ def test_layer_imports_only_downwards_and_only_storage_touches_the_database(
     assert violations(package, FORBIDDEN[package]) == []
 
 
-def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
+def test_the_check_sees_every_kind_of_import() -> None:
     source = (
         "import sqlalchemy.orm\n"
         "from bot.app import build_app\n"
@@ -62,3 +90,23 @@ def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
     )
     found = [module for _, module in imported_modules(ast.parse(source))]
     assert found == ["sqlalchemy.orm", "bot.app", "sqlalchemy"]
+
+
+def test_the_check_sees_sessions_and_engines_without_imports() -> None:
+    source = (
+        "async def load(db):\n"
+        "    async with db.sessions() as session:\n"
+        "        pass\n"
+        "    async with db.engine.connect() as connection:\n"
+        "        pass\n"
+        "    async with self._sessions() as session, sessions() as other:\n"
+        "        pass\n"
+        "    return TicketStore(db.sessions)\n"
+    )
+    found = sorted(database_handles(ast.parse(source)))
+    assert found == [
+        (2, "opens a session"),
+        (4, "uses the engine"),
+        (6, "opens a session"),
+        (6, "opens a session"),
+    ]
