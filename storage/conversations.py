@@ -2,6 +2,10 @@
 
 Idempotent by construction: a ticket is unique per (team, channel, thread) and a turn per
 (ticket, role, message ts), so processing the same Slack event twice stores nothing new.
+
+Every turn keeps its author (`slack_user_id`; empty for the bot). Roles: `customer` is the
+ticket's owner (who opened it), `participant` anyone else writing in the thread (kept for
+the record; never part of the owner's conversation), `agent` a support agent, `bot` us.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ class ThreadKey:
     thread_ts: str
 
 
+CUSTOMER = "customer"
+PARTICIPANT = "participant"
+
+
 @dataclass(frozen=True)
 class Turn:
-    role: str  # customer | bot | agent
+    role: str  # customer | participant | bot | agent
     text: str
+    author: str = ""  # the Slack user who wrote it; empty for the bot
 
 
 class ConversationStore:
@@ -98,26 +107,42 @@ class ConversationStore:
                 )
 
     async def history(
-        self, ticket_id: int, before_ts: str | None = None, limit: int = HISTORY_TURNS
+        self,
+        ticket_id: int,
+        before_ts: str | None = None,
+        limit: int = HISTORY_TURNS,
+        owner: str | None = None,
     ) -> list[Turn]:
-        """The latest turns of a ticket, oldest first, excluding the message at `before_ts`."""
+        """The latest turns of a ticket, oldest first, excluding the message at `before_ts`.
+
+        With `owner`, the owner's conversation only: the bot's and agents' turns and the
+        owner's own words; other people's messages in the thread (participant turns, and
+        customer turns another user wrote before authors were told apart) are left out.
+        """
         query = select(ConversationTurn).where(ConversationTurn.ticket_id == ticket_id)
+        if owner is not None:
+            query = query.where(
+                ConversationTurn.role.in_(("bot", "agent"))
+                | ((ConversationTurn.role == CUSTOMER) & (ConversationTurn.slack_user_id == owner))
+            )
         if before_ts is not None:
             query = query.where(ConversationTurn.message_ts != before_ts)
         query = query.order_by(ConversationTurn.id.desc()).limit(limit)
         async with self._sessions() as session:
             rows = list((await session.scalars(query)).all())
-        return [Turn(role=row.role, text=row.text) for row in reversed(rows)]
+        return [
+            Turn(role=row.role, text=row.text, author=row.slack_user_id) for row in reversed(rows)
+        ]
 
     async def customer_turns_since(self, slack_user_id: str, since: dt.datetime) -> int:
-        """How many messages a user sent (in any thread) since `since`: the flood check."""
+        """How many messages a user sent (in any thread, theirs or not) since `since`: floods."""
         async with self._sessions() as session:
             count = await session.scalar(
                 select(func.count())
                 .select_from(ConversationTurn)
                 .where(
                     ConversationTurn.slack_user_id == slack_user_id,
-                    ConversationTurn.role == "customer",
+                    ConversationTurn.role.in_((CUSTOMER, PARTICIPANT)),
                     ConversationTurn.created_at >= since,
                 )
             )

@@ -13,6 +13,10 @@ Which messages are answered (SPEC 3):
   reply (a configured agent id, or the agent who claimed the ticket) is recorded on the
   ticket as an `agent` turn and never answered. Whether the bot answers a customer's
   follow-up while a person has the ticket is the pipeline's call (`SupportService`).
+  Only the ticket's owner has a conversation with the bot in its thread: anyone else's
+  reply there is recorded as a `participant` turn (with its author) and never answered,
+  never part of the owner's history; if they @-mention the bot, the pipeline tells them
+  to ask in their own conversation (`SupportService`).
 Never: the bot's own or another bot's messages (no loops), edits, deletions, joins and
 every other subtype but plain messages, file shares and thread broadcasts.
 
@@ -37,13 +41,17 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from bot.jobs import Jobs
 from bot.metrics import EVENTS_ENQUEUED
 from pipelines.support.contracts import IncomingMessage
-from storage.conversations import ConversationStore, ThreadKey
+from storage.conversations import PARTICIPANT, ConversationStore, ThreadKey
 from storage.models import Ticket
 
 logger = logging.getLogger(__name__)
 
 SLACK_MESSAGE_JOB = "slack_message"
 AGENT_REPLY = "agent_reply"  # an agent's reply in a ticket thread: recorded, not answered
+# someone else's reply in a customer's ticket thread: recorded, not answered
+PARTICIPANT_REPLY = "participant_reply"
+RECORDED_ROLES = {AGENT_REPLY: "agent", PARTICIPANT_REPLY: PARTICIPANT}
+PRIVATE_CHANNEL_TYPES = frozenset({"im", "mpim", "group"})
 ANSWERED_SUBTYPES: frozenset[str | None] = frozenset({None, "file_share", "thread_broadcast"})
 
 Event = Mapping[str, Any]
@@ -82,6 +90,18 @@ def strip_mention(text: str, bot_user_id: str | None) -> str:
 
 def thread_root(event: Event) -> str:
     return str(event.get("thread_ts") or event["ts"])
+
+
+def is_public(event: Event) -> bool:
+    """Whether people other than the sender may read the channel.
+
+    `app_mention` events carry no `channel_type`: then only a DM's id (D...) or a legacy
+    private one (G...) counts as private, so an unknown channel is treated as public.
+    """
+    kind = event.get("channel_type")
+    if kind:
+        return kind not in PRIVATE_CHANNEL_TYPES
+    return not str(event.get("channel") or "").startswith(("D", "G"))
 
 
 def is_thread_reply(event: Event) -> bool:
@@ -129,12 +149,12 @@ class Intake:
     ) -> str | None:
         """Why the bot should answer this message, or None to ignore it."""
         reason, _ = await self._route(event, event_type, team_id, bot_user_id)
-        return None if reason == AGENT_REPLY else reason
+        return None if reason in RECORDED_ROLES else reason
 
     async def _route(
         self, event: Event, event_type: str, team_id: str, bot_user_id: str | None
     ) -> tuple[str | None, Ticket | None]:
-        """(`reason`, or AGENT_REPLY for an agent's reply in a ticket thread; the ticket)."""
+        """(`reason`, or a RECORDED_ROLES key for a reply recorded unanswered; the ticket)."""
         found = direct_reason(event, event_type, bot_user_id, self._config.support_channels)
         if found is not None or not is_thread_reply(event):
             return found, None
@@ -147,6 +167,8 @@ class Intake:
         user = event.get("user")
         if user in self._config.agent_ids or (ticket.assignee == user and user is not None):
             return AGENT_REPLY, ticket
+        if user != ticket.slack_user_id:
+            return PARTICIPANT_REPLY, ticket
         return "follow_up", ticket
 
     async def accept(
@@ -165,15 +187,16 @@ class Intake:
             reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
         else:
             reason, ticket = await self._route(event, event_type, team_id, bot_user_id)
-            if reason == AGENT_REPLY and ticket is not None:
+            if reason in RECORDED_ROLES and ticket is not None:
+                role = RECORDED_ROLES[reason]
                 await self._conversations.add_turn(
                     ticket.id,
-                    "agent",
+                    role,
                     str(event["ts"]),
                     str(event.get("text") or ""),
                     str(event.get("user") or ""),
                 )
-                return self._count("agent_turn", event, event_id, reason)
+                return self._count(f"{role}_turn", event, event_id, reason)
         if reason is None:
             return self._count("ignored", event, event_id)
         key = message_key(team_id, str(event["channel"]), str(event["ts"]))
@@ -185,6 +208,7 @@ class Intake:
             message_ts=str(event["ts"]),
             user_id=str(event["user"]),
             text=strip_mention(str(event.get("text") or ""), bot_user_id),
+            public=is_public(event),
         )
         payload = {
             "message": message.model_dump(mode="json"),
@@ -253,12 +277,14 @@ def _team_id(body: Mapping[str, Any], context: AsyncBoltContext) -> str:
 
 __all__ = [
     "AGENT_REPLY",
+    "PARTICIPANT_REPLY",
     "SLACK_MESSAGE_JOB",
     "Intake",
     "IntakeConfig",
     "direct_reason",
     "intake_listener",
     "is_from_a_bot",
+    "is_public",
     "message_key",
     "register_listeners",
     "strip_mention",

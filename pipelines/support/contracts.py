@@ -19,6 +19,9 @@ class IncomingMessage(BaseModel):
     message_ts: str
     user_id: str
     text: str
+    # True when others can read the channel: account amounts and ids the customer did not
+    # write are then withheld from the reply (see `pipelines.support.disclosure`).
+    public: bool = False
 
 
 class SupportReply(BaseModel):

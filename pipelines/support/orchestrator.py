@@ -18,9 +18,11 @@ from rapidfuzz import fuzz, utils
 
 from pipelines.prompts import EXTRACT_CONCERN, PLAN_TASKS, SYNTHESIZE_REPLY, fence
 from pipelines.steps import PipelineContext
+from pipelines.support.disclosure import withhold_account_details
 from pipelines.support.request import Outcome, SupportRequest
 from pipelines.support.schemas import BillingConcern, PlannedTask, Reply, TaskPlan
 from storage.backends import BusinessSystems, RecordNotFound, normalize_number
+from storage.conversations import CUSTOMER
 
 INVOICE_SHAPE = re.compile(r"^INV-\d{3,10}$")
 ORDER_SHAPE = re.compile(r"^ORD-\d{3,10}$")
@@ -88,8 +90,14 @@ def validate_task(planned: PlannedTask) -> Task | WorkerResult:
 
 
 def customer_words(request: SupportRequest) -> str:
-    """Everything the customer wrote in this conversation (not the bot's turns)."""
-    earlier = [turn.text for turn in request.history if turn.role == "customer"]
+    """Everything the ticket's owner wrote in this conversation.
+
+    Not the bot's or an agent's turns, and never another person's message in the thread
+    (a `participant` turn): a neighbour's "fyi INV-10011" must not aim an action at the
+    owner's account. `SupportService` hands over the owner's history only; the role
+    check here keeps that true for any caller.
+    """
+    earlier = [turn.text for turn in request.history if turn.role == CUSTOMER]
     return "\n".join([*earlier, request.text])
 
 
@@ -267,6 +275,8 @@ async def orchestrate(
     done = await asyncio.gather(*(workers[task.kind].run(ctx, task, request) for task in tasks))
     results = [*done, *questions]
     text = await synthesize_reply(ctx, request, results)
+    if request.public:
+        text = withhold_account_details(text, customer_words(request))
     return Outcome(
         text=text,
         intents=list(

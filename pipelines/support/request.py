@@ -19,6 +19,7 @@ class SupportRequest:
     actor: Actor
     history: list[Turn] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
+    public: bool = False  # others can read the thread: see `pipelines.support.disclosure`
 
     def history_text(self) -> str:
         if not self.history:

@@ -9,6 +9,12 @@ While a person has the conversation (its ticket is escalated or claimed, see
 `storage.tickets`), the customer's message is recorded and nothing is answered: the
 reply comes back `silent`, and the Slack layer posts nothing. A support agent's own
 message (a configured agent id, e.g. one that @-mentions the bot) is still answered.
+
+A ticket is its owner's conversation (whoever opened it). Anyone else writing in its
+thread never shares it: their message is recorded as a `participant` turn (with its
+author), never read as the owner's history and never grounds an id, and, when they
+@-mentioned the bot, they are asked to write in a conversation of their own
+(`NOT_YOUR_THREAD_TEXT`): nothing is looked up and nothing is done on either account.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from pipelines.support.routing import HANDOFF_TEXT, answer_message
 from pipelines.tracing import TraceRecorder
 from storage.backends import Actor, BusinessSystems
 from storage.catalog import demo_ids, get_or_create_customer
-from storage.conversations import ConversationStore, ThreadKey
+from storage.conversations import PARTICIPANT, ConversationStore, ThreadKey
 from storage.db import Database
-from storage.models import utcnow
+from storage.models import Ticket, utcnow
 from storage.ticket_info import HUMAN_STATUSES
 from storage.tickets import TicketStore
 
@@ -44,6 +50,11 @@ FLOOD_TEXT = (
 NO_WORDS_TEXT = (
     "I didn't catch a question there. Could you tell me what you need help with? For "
     "example: where an order is, a product to return, or a question about an invoice."
+)
+NOT_YOUR_THREAD_TEXT = (
+    "This thread is someone else's support conversation, so I can't look into your account "
+    "here. Send me a direct message, or start a new message in the support channel, and "
+    "I'll help you there."
 )
 TRUNCATED_NOTE = "\n\n_(Your message was long; I read the first {limit:,} characters.)_"
 
@@ -81,11 +92,15 @@ class SupportService:
         customer = await get_or_create_customer(self.db.sessions, message.user_id, message.team_id)
         key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
         ticket = await self.conversations.open_ticket(key, message.user_id, customer.id)
-        history = await self.conversations.history(ticket.id, before_ts=message.message_ts)
+        is_agent = message.user_id in self.agent_ids
+        if message.user_id != ticket.slack_user_id and not is_agent:
+            return await self._not_the_owner(ticket, message, cleaned.text)
+        history = await self.conversations.history(
+            ticket.id, before_ts=message.message_ts, owner=ticket.slack_user_id
+        )
         await self.conversations.add_turn(
             ticket.id, "customer", message.message_ts, cleaned.text, message.user_id
         )
-        is_agent = message.user_id in self.agent_ids
         if ticket.status in HUMAN_STATUSES and not is_agent:
             await self.tickets.touch(ticket.id)
             return self._silent(ticket.ticket_number or "", escalated=True)
@@ -111,6 +126,7 @@ class SupportService:
                 ),
                 history=history,
                 products=ids.products,
+                public=message.public,
             )
             outcome = await self._run(trace, request)
             if cleaned.truncated:
@@ -134,6 +150,23 @@ class SupportService:
             escalated=outcome.escalated,
             run_id=trace.run_id if trace.steps else "",
             provider=provider_label(self.llm.name, trace),
+        )
+
+    async def _not_the_owner(
+        self, ticket: Ticket, message: IncomingMessage, text: str
+    ) -> SupportReply:
+        """Someone else @-mentioned the bot in a customer's thread: recorded, redirected."""
+        await self.conversations.add_turn(
+            ticket.id, PARTICIPANT, message.message_ts, text, message.user_id
+        )
+        if await self._flood_state(message.user_id, is_agent=False) != "ok":
+            return self._silent(ticket.ticket_number or "")
+        # No bot turn: the owner's history must not carry an exchange they were not in.
+        return SupportReply(
+            text=NOT_YOUR_THREAD_TEXT,
+            ticket_number=ticket.ticket_number or "",
+            run_id="",
+            provider=self.llm.name,
         )
 
     def _silent(self, ticket_number: str, escalated: bool = False) -> SupportReply:
