@@ -64,14 +64,15 @@ def test_a_participants_id_never_grounds_a_task() -> None:
 def test_public_replies_keep_only_what_the_owner_wrote() -> None:
     reply = (
         "I've opened billing case *CASE-000001* to investigate invoice INV-10011 ($154.00). "
-        "Order ORD-10012 ships with tracking 1Z012000001 2, 30 USD refunded."
+        "Order ORD-10012 ships with tracking 1Z0120000012, 30 USD refunded, 15.00 due."
     )
 
     shown = withhold_account_details(reply, "INV-10011 looks too high, I paid $154.00")
 
     assert "CASE-000001" in shown and "INV-10011" in shown and "$154.00" in shown
-    assert "ORD-10012" not in shown and "1Z012000001" not in shown and "30 USD" not in shown
-    assert shown.count(WITHHELD) == 3 and shown.endswith(PUBLIC_NOTE)
+    assert "ORD-10012" not in shown and "1Z0120000012" not in shown and "30 USD" not in shown
+    assert "15.00" not in shown and "2026-12-10" in withhold_account_details("by 2026-12-10", "")
+    assert shown.count(WITHHELD) == 4 and shown.endswith(PUBLIC_NOTE)
     assert withhold_account_details("Your order is on its way.", "") == (
         "Your order is on its way."
     )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 
+# A currency sign or name, or a bare amount with cents ("totals 154.00").
 MONEY = re.compile(
-    r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP|dollars?|euros?)\b",
+    r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP|dollars?|euros?)\b"
+    r"|\b\d[\d,]*\.\d\d\b",
     re.IGNORECASE,
 )
 RECORD_ID = re.compile(r"\b(?:INV|ORD)-\d+\b|\b1Z[0-9A-Z]{6,}\b", re.IGNORECASE)
