@@ -36,6 +36,22 @@ ACTIVE_STATUSES: tuple[str, ...] = (OPEN, WAITING, ESCALATED, CLAIMED)
 CARD_MARKER_PREFIX = "p:"
 
 
+def bot_stays_quiet(status: str, author_is_agent: bool) -> bool:
+    """The one rule: while a person has the ticket, the bot answers nobody but agents."""
+    return status in HUMAN_STATUSES and not author_is_agent
+
+
+@dataclass(frozen=True)
+class TicketSnapshot:
+    """What a reply knows of its ticket once the turn is recorded: enough to refresh its
+    card (id, version) or decide what to show (status) without reading the ticket again."""
+
+    id: int
+    number: str
+    status: str
+    version: str
+
+
 @dataclass(frozen=True)
 class TicketInfo:
     """A ticket row as plain data."""
@@ -87,6 +103,9 @@ class TicketInfo:
         """Changes with every update of the ticket (dedupe key of card refreshes)."""
         return str(int(self.updated_at.timestamp() * 1_000_000))
 
+    def snapshot(self) -> TicketSnapshot:
+        return TicketSnapshot(self.id, self.number, self.status, self.version)
+
     @property
     def bot_paused(self) -> bool:
         return self.status in HUMAN_STATUSES
@@ -137,6 +156,8 @@ __all__ = [
     "STATUS_LABELS",
     "WAITING",
     "TicketInfo",
+    "TicketSnapshot",
+    "bot_stays_quiet",
     "card_marker",
     "card_marker_time",
     "card_marker_token",

@@ -17,13 +17,16 @@ backoff); when the job finally gives up, the customer is told a person will foll
 The reactions and the assistant status and title are cosmetic: their failures are only
 logged, except an error that would stop the reply too (the bot is not in the channel).
 
-While a person has the conversation (ticket escalated or claimed) the pipeline answers
-`silent`: the customer's turn is recorded, nothing is posted and no :eyes: is shown.
+The pipeline reads the ticket once and decides whether the bot answers at all (while a
+person has the conversation it answers `silent`: the turn is recorded, nothing is
+posted); it calls back (`on_working`) when it has decided to answer, and only then is the
+:eyes: shown. The reply carries the ticket's snapshot, so this job reads no ticket on the
+normal path (only a retry after a crash, and `give_up`, look it up).
 
 Ticket observers (`add_observer`; the triage feature is one) hear about every answered,
-escalated or silently recorded turn, to refresh the ticket's triage card. They are called
-after the reply is posted and their failures are only logged: a card can never block or
-fail the customer's reply.
+escalated or silently recorded turn, with the snapshot, to refresh the ticket's triage
+card. They are called after the reply is posted and their failures are only logged: a
+card can never block or fail the customer's reply.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ from bot.metrics import REPLIES_POSTED
 from bot.slack_calls import BLOCK_ERRORS, Mrkdwn, Refused, SlackCalls, job_tag
 from bot.worker import JobFailed
 from pipelines.llm import LLMUnavailable
-from pipelines.support.contracts import IncomingMessage, SupportReply
+from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
 from storage.conversations import ConversationStore, ThreadKey
 from storage.models import Ticket
 from storage.queue import LeasedJob
-from storage.ticket_info import ESCALATED, HUMAN_STATUSES
+from storage.ticket_info import ESCALATED, TicketInfo, TicketSnapshot
 from storage.tickets import TicketStore
 
 logger = logging.getLogger(__name__)
@@ -59,15 +62,17 @@ TICKET_CUSTOMER_WROTE = "customer_wrote"
 
 
 class AnswersMessages(Protocol):
-    """The support pipeline as seen by the Slack layer (`pipelines.support.service.SupportService`)."""
+    """The support pipeline as seen by the Slack layer (`pipelines.support.service`)."""
 
-    async def handle(self, message: IncomingMessage) -> SupportReply: ...
+    async def handle(
+        self, message: IncomingMessage, on_working: OnWorking | None = None
+    ) -> SupportReply: ...
 
 
 class TicketObserver(Protocol):
     """Told when a turn changed a ticket (`event`: replied, escalated, customer_wrote)."""
 
-    async def ticket_changed(self, ticket_number: str, event: str) -> None: ...
+    async def ticket_changed(self, ticket: TicketSnapshot, event: str) -> None: ...
 
 
 class SlackReplyJob:
@@ -97,30 +102,32 @@ class SlackReplyJob:
             if posted is not None:
                 REPLIES_POSTED.labels(kind="already_posted").inc()
                 await self._done_working(message)
-                ticket_number = await self._ticket_number(message)
-                if ticket_number:
-                    await self._notify(ticket_number, TICKET_REPLIED)
+                ticket = await self._find_ticket(message)  # a retry: read it again
+                if ticket is not None:
+                    await self._notify(TicketInfo.of(ticket).snapshot(), TICKET_REPLIED)
                 return {"ts": posted, "already_posted": True}
-        working = not await self._person_has_it(message)
-        if working:
+        shown: list[bool] = []
+
+        async def on_working() -> None:
             await self._show_working(message, assistant)
+            shown.append(True)
+
         try:
-            reply = await self._service.handle(message)
+            reply = await self._service.handle(message, on_working=on_working)
         except LLMUnavailable as exc:
             raise JobFailed(f"LLM unavailable: {exc}") from exc
         if reply.silent:
-            if working:
+            if shown or job.is_retry:
                 await self._done_working(message)
-            await self._notify(reply.ticket_number, TICKET_CUSTOMER_WROTE)
+            await self._notify(reply.ticket, TICKET_CUSTOMER_WROTE)
             REPLIES_POSTED.labels(kind="silent").inc()
             return {"ticket": reply.ticket_number, "silent": True}
         ts = await self._post_reply(message, reply, job.id)
-        await self._done_working(message)
+        if shown or job.is_retry:  # an earlier attempt may have reacted before crashing
+            await self._done_working(message)
         if assistant:
             await self._set_title(message, reply)
-        await self._notify(
-            reply.ticket_number, TICKET_ESCALATED if reply.escalated else TICKET_REPLIED
-        )
+        await self._notify(reply.ticket, TICKET_ESCALATED if reply.escalated else TICKET_REPLIED)
         return {
             "ts": ts,
             "ticket": reply.ticket_number,
@@ -134,14 +141,14 @@ class SlackReplyJob:
         message = IncomingMessage.model_validate(job.payload["message"])
         if await self.find_posted(message, job.id) is not None:
             return
-        ticket_number, escalated = await self._flag_ticket(message, error)
-        if ticket_number and escalated:  # the card first: the post below may fail too
-            await self._notify(ticket_number, TICKET_ESCALATED)
+        flagged = await self._flag_ticket(message, error)
+        if flagged is not None:  # the card first: the post below may fail too
+            await self._notify(flagged, TICKET_ESCALATED)
         await self._slack.post(
             message.channel_id,
             FOLLOW_UP_TEXT,
             thread_ts=message.thread_ts,
-            blocks=follow_up_blocks(ticket_number),
+            blocks=follow_up_blocks(await self._ticket_number(message)),
             metadata=job_tag(REPLY_EVENT_TYPE, job.id).metadata(follow_up=True),
         )
         REPLIES_POSTED.labels(kind="follow_up").inc()
@@ -226,27 +233,22 @@ class SlackReplyJob:
             best_effort=True,
         )
 
-    async def _flag_ticket(self, message: IncomingMessage, error: str) -> tuple[str | None, bool]:
-        """Escalate the ticket (repeated failure); (its number, whether it was escalated now).
+    async def _flag_ticket(self, message: IncomingMessage, error: str) -> TicketSnapshot | None:
+        """Escalate the ticket (repeated failure); its snapshot if it was escalated now.
 
         A ticket a person already has (escalated or claimed) is left as it is.
         """
         if self._tickets is None:
-            return None, False
+            return None
         try:
             ticket = await self._find_ticket(message)
             if ticket is None:
-                return None, False
+                return None
             change = await self._tickets.escalate(ticket.id, f"the bot could not answer: {error}")
-            return ticket.ticket_number, change.ok
+            return change.ticket.snapshot() if change.ok and change.ticket else None
         except Exception as exc:
             logger.warning("could not flag the ticket: %s", exc)
-            return None, False
-
-    async def _person_has_it(self, message: IncomingMessage) -> bool:
-        """Whether a person has this thread's ticket (then no "working" signal is shown)."""
-        ticket = await self._find_ticket(message)
-        return ticket is not None and ticket.status in HUMAN_STATUSES
+            return None
 
     async def _ticket_number(self, message: IncomingMessage) -> str | None:
         ticket = await self._find_ticket(message)
@@ -263,15 +265,15 @@ class SlackReplyJob:
             logger.info("could not look up the ticket: %s", exc)
             return None
 
-    async def _notify(self, ticket_number: str, event: str) -> None:
+    async def _notify(self, ticket: TicketSnapshot | None, event: str) -> None:
         """Tell the observers; a failure is logged, never raised (the reply matters more)."""
-        if not ticket_number:
+        if ticket is None:
             return
         for observer in self._observers:
             try:
-                await observer.ticket_changed(ticket_number, event)
+                await observer.ticket_changed(ticket, event)
             except Exception as exc:
-                logger.warning("ticket observer failed on %s (%s): %s", ticket_number, event, exc)
+                logger.warning("ticket observer failed on %s (%s): %s", ticket.number, event, exc)
 
 
 __all__ = [

@@ -81,7 +81,7 @@ from bot.triage.views import (
     without_handoff_button,
 )
 from bot.worker import JobHandler
-from storage.ticket_info import ESCALATED, TicketInfo
+from storage.ticket_info import ESCALATED, TicketInfo, TicketSnapshot
 from storage.tickets import TicketStore, Transition
 from storage.traces import TraceStore
 
@@ -156,10 +156,8 @@ class TriageFeature:
 
     # --- TicketObserver -----------------------------------------------------------------
 
-    async def ticket_changed(self, ticket_number: str, event: str) -> None:
-        ticket = await self.store.by_number(ticket_number)
-        if ticket is not None:
-            await self.refresh_card(ticket, event)
+    async def ticket_changed(self, ticket: TicketSnapshot, event: str) -> None:
+        await self.refresh_card(ticket, event)
 
     # --- actions ------------------------------------------------------------------------
 
@@ -177,7 +175,9 @@ class TriageFeature:
     def directory(self) -> AgentDirectory:
         return self.slack.agents
 
-    async def refresh_card(self, ticket: TicketInfo, event: str | None = None) -> bool:
+    async def refresh_card(
+        self, ticket: TicketInfo | TicketSnapshot, event: str | None = None
+    ) -> bool:
         """Queue a refresh of the ticket's card (once per ticket version and event)."""
         if not self.slack.settings.support_triage_channel:
             return False

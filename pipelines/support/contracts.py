@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from pydantic import BaseModel, Field
+
+from storage.ticket_info import TicketSnapshot
+
+# Called once the pipeline has decided to answer, before any LLM work: the Slack layer
+# shows that the bot is working (never while a person has the ticket).
+OnWorking = Callable[[], Awaitable[None]]
 
 
 class IncomingMessage(BaseModel):
@@ -37,3 +45,6 @@ class SupportReply(BaseModel):
     silent: bool = False
     run_id: str
     provider: str  # "gemini" | "offline" | "scripted": shown honestly to the customer
+    # The ticket as this turn left it, so the Slack layer (card refresh, observers) need
+    # not read it again; None only from stand-ins that keep no tickets.
+    ticket: TicketSnapshot | None = None

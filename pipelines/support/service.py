@@ -26,7 +26,7 @@ from pipelines.llm.base import LLM, LLMUnavailable
 from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
-from pipelines.support.contracts import IncomingMessage, SupportReply
+from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
 from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
 from pipelines.support.knowledge import KnowledgeBase
 from pipelines.support.orchestrator import build_workers
@@ -38,7 +38,7 @@ from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import PARTICIPANT, ConversationStore, ThreadKey
 from storage.db import Database
 from storage.models import Ticket, utcnow
-from storage.ticket_info import HUMAN_STATUSES
+from storage.ticket_info import TicketInfo, bot_stays_quiet
 from storage.tickets import TicketStore
 
 FLOOD_LIMIT = 20  # messages per user per window before the bot slows down
@@ -86,8 +86,14 @@ class SupportService:
         self.knowledge = KnowledgeBase(db.sessions)
         self.workers = build_workers(BusinessSystems(db.sessions))
 
-    async def handle(self, message: IncomingMessage) -> SupportReply:
-        """Answer `message`; raise `LLMUnavailable` when the provider is down (retry later)."""
+    async def handle(
+        self, message: IncomingMessage, on_working: OnWorking | None = None
+    ) -> SupportReply:
+        """Answer `message`; raise `LLMUnavailable` when the provider is down (retry later).
+
+        The ticket is read once, here; the reply carries its snapshot. `on_working` is
+        awaited once the bot has decided to answer, before any LLM work.
+        """
         cleaned = clean_message(message.text)
         customer = await get_or_create_customer(self.db.sessions, message.user_id, message.team_id)
         key = ThreadKey(message.team_id, message.channel_id, message.thread_ts)
@@ -101,12 +107,14 @@ class SupportService:
         await self.conversations.add_turn(
             ticket.id, "customer", message.message_ts, cleaned.text, message.user_id
         )
-        if ticket.status in HUMAN_STATUSES and not is_agent:
-            await self.tickets.touch(ticket.id)
-            return self._silent(ticket.ticket_number or "", escalated=True)
+        if bot_stays_quiet(ticket.status, is_agent):
+            touched = await self.tickets.touch(ticket.id)
+            return self._silent(touched or TicketInfo.of(ticket), escalated=True)
         flood = await self._flood_state(message.user_id, is_agent)
         if flood == "quiet":
-            return self._silent(ticket.ticket_number or "")
+            return self._silent(TicketInfo.of(ticket))
+        if on_working is not None:
+            await on_working()
         trace = Trace(
             "support", {"chars": cleaned.original_chars, "ticket": ticket.ticket_number},
             message.user_id,
@@ -150,6 +158,7 @@ class SupportService:
             escalated=outcome.escalated,
             run_id=trace.run_id if trace.steps else "",
             provider=provider_label(self.llm.name, trace),
+            ticket=updated.snapshot(),
         )
 
     async def _not_the_owner(
@@ -159,25 +168,28 @@ class SupportService:
         await self.conversations.add_turn(
             ticket.id, PARTICIPANT, message.message_ts, text, message.user_id
         )
+        info = TicketInfo.of(ticket)
         if await self._flood_state(message.user_id, is_agent=False) != "ok":
-            return self._silent(ticket.ticket_number or "")
+            return self._silent(info)
         # No bot turn: the owner's history must not carry an exchange they were not in.
         return SupportReply(
             text=NOT_YOUR_THREAD_TEXT,
-            ticket_number=ticket.ticket_number or "",
+            ticket_number=info.number,
             run_id="",
             provider=self.llm.name,
+            ticket=info.snapshot(),
         )
 
-    def _silent(self, ticket_number: str, escalated: bool = False) -> SupportReply:
+    def _silent(self, ticket: TicketInfo, escalated: bool = False) -> SupportReply:
         """Recorded, not answered: a person has the thread, or the user is flooding."""
         return SupportReply(
             text="",
-            ticket_number=ticket_number,
+            ticket_number=ticket.number,
             escalated=escalated,
             silent=True,
             run_id="",
             provider=self.llm.name,
+            ticket=ticket.snapshot(),
         )
 
     async def _flood_state(self, slack_user_id: str, is_agent: bool) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from bot.settings import Settings
 from pipelines.llm import LLMUnavailable
-from pipelines.support.contracts import IncomingMessage, SupportReply
+from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
 from storage.db import Database
 from storage.models import Job, ReturnAuthorization, TraceStep
 from storage.queue import DEAD, DONE
@@ -69,7 +69,11 @@ class SlowService:
         self.delay = delay
         self.handled: list[str] = []
 
-    async def handle(self, message: IncomingMessage) -> SupportReply:
+    async def handle(
+        self, message: IncomingMessage, on_working: OnWorking | None = None
+    ) -> SupportReply:
+        if on_working is not None:
+            await on_working()
         await asyncio.sleep(self.delay)
         self.handled.append(message.message_ts)
         return SupportReply(
@@ -81,8 +85,12 @@ class DownService:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def handle(self, message: IncomingMessage) -> SupportReply:
+    async def handle(
+        self, message: IncomingMessage, on_working: OnWorking | None = None
+    ) -> SupportReply:
         self.calls += 1
+        if on_working is not None:
+            await on_working()
         raise LLMUnavailable("the provider kept answering 503")
 
 

@@ -38,7 +38,7 @@ from bot.triage.views import (
 )
 from bot.worker import JobFailed
 from pipelines.llm import LLMUnavailable
-from pipelines.support.contracts import IncomingMessage, SupportReply
+from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
@@ -483,10 +483,12 @@ class FailingFollowUps:
     def __init__(self) -> None:
         self.inner: Any = None
 
-    async def handle(self, message: IncomingMessage) -> SupportReply:
+    async def handle(
+        self, message: IncomingMessage, on_working: OnWorking | None = None
+    ) -> SupportReply:
         if "FAIL" in message.text:
             raise LLMUnavailable("the provider kept answering 503")
-        reply: SupportReply = await self.inner.handle(message)
+        reply: SupportReply = await self.inner.handle(message, on_working)
         return reply
 
 
@@ -613,3 +615,33 @@ async def test_card_job_posts_once_across_crashes_races_and_deleted_cards(
         assert reposted.ts != card.ts
     finally:
         await db.dispose()
+
+
+async def test_one_reply_reads_its_ticket_once_card_included(
+    bot: BotServer, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply carries the ticket's snapshot: neither the reply job nor the triage
+    observer looks the ticket up again (the card job itself renders it from the database)."""
+    from storage.conversations import ConversationStore
+    from storage.tickets import TicketStore
+
+    reads: list[str] = []
+
+    def counted(cls: Any, name: str) -> None:
+        original = getattr(cls, name)
+
+        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            reads.append(name)
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    counted(ConversationStore, "find_ticket")
+    counted(TicketStore, "by_number")
+
+    await bot.post_event(dm_event("Where is my order ORD-10011?", user=CUSTOMER))
+    await fake_slack.wait_for(lambda: len(cards(fake_slack)) == 1)
+    await idle(bot)
+
+    assert reads == ["find_ticket"]  # SupportService.open_ticket, once
+    assert len(fake_slack.posts(channel="D0CUST")) == 1
