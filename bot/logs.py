@@ -86,12 +86,30 @@ class JsonFormatter(logging.Formatter):
 
 
 class _OurHandler(logging.StreamHandler):
-    """Marks the handler `configure_logging` installed, so a second call replaces it."""
+    """Marks the handler `configure_logging` installed, so a second call replaces it.
+
+    Without a stream of its own it writes to whatever `sys.stderr` is at each record, as
+    the standard library's last-resort handler does: a command run in-process (tests,
+    Click's runner) swaps stderr and closes it afterwards, and a handler that kept the
+    old object would fail on every later record.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._own_stream = stream
+        super().__init__(stream)
+
+    @property
+    def stream(self) -> TextIO:
+        return self._own_stream if self._own_stream is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # set by StreamHandler.__init__; the property decides
 
 
 def build_handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
     """A stream handler (stderr by default) printing `log_format`, with the bound fields."""
-    handler = _OurHandler(stream if stream is not None else sys.stderr)
+    handler = _OurHandler(stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFieldsFilter())
     return handler

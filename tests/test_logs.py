@@ -283,3 +283,29 @@ async def test_serve_process_prints_only_json_lines_with_the_job_fields(
     assert summary["job_kind"] == "slack_message" and summary["job_id"] == 1
     assert summary["run_id"] and summary["ticket"].startswith("T-"), summary
     assert BOT_TOKEN not in text and "ORD-10001" not in text  # no token, no message text
+
+
+def test_logging_survives_the_stderr_it_started_with_being_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command run in-process (Click's runner) installs our handler while stderr is the
+    runner's buffer, then closes it: later records must go to the stderr of their time."""
+    from bot.logs import configure_logging
+    from bot.settings import Settings
+
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    swapped = io.StringIO()
+    monkeypatch.setattr("sys.stderr", swapped)
+    try:
+        configure_logging(Settings(_env_file=None))  # type: ignore[call-arg]
+        swapped.close()
+        later = io.StringIO()
+        monkeypatch.setattr("sys.stderr", later)
+        logging.getLogger("supportbot.test").warning("after the runner")
+        assert "after the runner" in later.getvalue()
+        assert "Logging error" not in later.getvalue()
+    finally:
+        for handler in [h for h in root.handlers if h not in before[0]]:
+            root.removeHandler(handler)
+        root.setLevel(before[1])
