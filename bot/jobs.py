@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from storage.queue import DEFAULT_MAX_ATTEMPTS, JobQueue
+from storage.queue import JobQueue
 
 
 class Jobs:
@@ -25,16 +25,12 @@ class Jobs:
         """Call `wake` after each new job (an embedded worker starts it without polling)."""
         self._on_submitted = wake
 
-    async def submit(
-        self,
-        kind: str,
-        key: str,
-        payload: dict[str, Any],
-        *,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    ) -> bool:
-        """Store a job once per `key`; False when that key was already submitted."""
-        created = await self.queue.enqueue(kind, key, payload, max_attempts=max_attempts)
+    async def submit(self, kind: str, key: str, payload: dict[str, Any], **options: Any) -> bool:
+        """Store a job once per `key`; False when that key was already submitted.
+
+        `options` are `JobQueue.enqueue`'s (`max_attempts`, `run_after`).
+        """
+        created = await self.queue.enqueue(kind, key, payload, **options)
         if created and self._on_submitted is not None:
             self._on_submitted()
         return created

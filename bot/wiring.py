@@ -15,11 +15,11 @@ separate `worker` process. A new feature is a package under `bot/` and one line 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -41,7 +41,7 @@ from bot.worker import JobHandler, Sweep, Worker
 from pipelines.llm.base import LLM
 from storage.conversations import ConversationStore
 from storage.migrate import apply_migrations
-from storage.queue import DEFAULT_MAX_ATTEMPTS, JobQueue
+from storage.queue import JobQueue
 from storage.retention import purge_expired
 from storage.tickets import TicketStore
 
@@ -88,16 +88,10 @@ class SlackRuntime:
     def queue(self) -> JobQueue:
         return self.jobs.queue
 
-    async def submit(
-        self,
-        kind: str,
-        key: str,
-        payload: dict[str, Any],
-        *,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    ) -> bool:
-        """Store a durable job once per `key` and wake the embedded worker (`bot.jobs`)."""
-        return await self.jobs.submit(kind, key, payload, max_attempts=max_attempts)
+    @property
+    def submit(self) -> Callable[..., Awaitable[bool]]:
+        """`Jobs.submit`: store a durable job once per key and wake the embedded worker."""
+        return self.jobs.submit
 
     def build_app(self, *, socket_mode: bool = False) -> AsyncApp:
         return build_app(

@@ -20,16 +20,9 @@ class TraceRecorder:
     def __init__(self, sessions: Sessions) -> None:
         self._store = TraceStore(sessions)
 
-    async def save(
-        self,
-        trace: Trace,
-        *,
-        status: str,
-        output: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Write the run and its steps in one transaction (a replayed run id is replaced)."""
-        await self._store.save(stored_trace(trace), status=status, output=output, error=error)
+    async def save(self, trace: Trace, **outcome: Any) -> None:
+        """Write the run and its steps (`outcome`: `TraceStore.save`'s status, output, error)."""
+        await self._store.save(stored_trace(trace), **outcome)
 
 
 def stored_trace(trace: Trace) -> StoredTrace:
@@ -43,20 +36,19 @@ def stored_trace(trace: Trace) -> StoredTrace:
     )
 
 
+_SAME_FIELDS = (
+    "seq", "name", "model", "prompt", "raw_output", "parsed_output", "latency_ms", "attempts",
+    "error",
+)  # fmt: skip
+
+
 def _stored_step(step: StepRecord) -> StoredStep:
+    usage = step.usage
     return StoredStep(
-        seq=step.seq,
-        name=step.name,
-        model=step.model,
-        prompt=step.prompt,
-        raw_output=step.raw_output,
-        parsed_output=step.parsed_output,
-        latency_ms=step.latency_ms,
-        attempts=step.attempts,
-        tokens_in=step.usage.input_tokens,
-        tokens_out=step.usage.output_tokens,
-        tokens_cached=step.usage.cached_tokens,
-        error=step.error,
+        tokens_in=usage.input_tokens,
+        tokens_out=usage.output_tokens,
+        tokens_cached=usage.cached_tokens,
+        **{name: getattr(step, name) for name in _SAME_FIELDS},
     )
 
 

@@ -8,7 +8,7 @@ layer above it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -83,17 +83,5 @@ class TraceStore:
 
 
 def _step_row(step: StoredStep) -> TraceStep:
-    return TraceStep(
-        seq=step.seq,
-        name=step.name,
-        model=step.model,
-        prompt=step.prompt,
-        raw_output=step.raw_output,
-        parsed_output=step.parsed_output,
-        latency_ms=step.latency_ms,
-        attempts=step.attempts,
-        tokens_in=step.tokens_in,
-        tokens_out=step.tokens_out,
-        tokens_cached=step.tokens_cached,
-        error=step.error,
-    )
+    """`StoredStep`'s fields are `trace_steps`' columns, by name."""
+    return TraceStep(**asdict(step))

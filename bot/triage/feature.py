@@ -58,6 +58,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.blocks import escape
 from bot.home.feature import HomeSection
 from bot.home.views import View
+from bot.interactions import Click
 from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.messages.reply_job import SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
@@ -189,9 +190,8 @@ class TriageFeature:
         return created
 
     async def card_button(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
-        user = str((body.get("user") or {}).get("id") or "")
-        channel = str((body.get("channel") or {}).get("id") or "")
-        number = str(action.get("value") or "")
+        click = Click.of(body, action)
+        user, channel, number = click.user, click.channel, click.value
         if not await self.directory.is_agent(user):
             await self.ephemeral(channel, user, NOT_AN_AGENT)
             return
@@ -221,9 +221,8 @@ class TriageFeature:
             await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
 
     async def talk_to_human(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
-        user = str((body.get("user") or {}).get("id") or "")
-        channel = str((body.get("channel") or {}).get("id") or "")
-        number = str(action.get("value") or "")
+        click = Click.of(body, action)
+        user, channel, number = click.user, click.channel, click.value
         ticket = await self.store.by_number(number)
         if ticket is None:
             await self.ephemeral(channel, user, refusal_text("not_found", number, None))
@@ -266,9 +265,8 @@ class TriageFeature:
     async def show_trace(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
         """Open a modal with the ticket's latest traces, for support agents only."""
         started = time.monotonic()
-        user = str((body.get("user") or {}).get("id") or "")
-        channel = str((body.get("channel") or {}).get("id") or "")
-        number = str(action.get("value") or "")
+        click = Click.of(body, action)
+        user, channel, number = click.user, click.channel, click.value
         if not await self.directory.is_agent(user):
             await self.ephemeral(channel, user, NOT_AN_AGENT)
             return
