@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -69,6 +70,18 @@ def isolated_environment(
         if name != POSTGRES_ENV and _is_leaky(name):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def restored_root_logger() -> Iterator[None]:
+    """Undo `bot.logs.configure_logging` after a test that ran a command in-process: its
+    handler would print later tests' records into their own command output."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 # --- SQLite -----------------------------------------------------------------------------
