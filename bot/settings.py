@@ -6,21 +6,20 @@ the missing variables instead of a traceback deep inside an SDK.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from bot.errors import SettingsError
 from pipelines.config import LLMSettings
-from storage.retention import RetentionPolicy
+
+if TYPE_CHECKING:  # storage pulls in SQLAlchemy: not for `supportbot --version`
+    from storage.retention import RetentionPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///supportbot.db"
 
 LogFormat = Literal["text", "json"]
-
-
-class SettingsError(Exception):
-    """A configuration problem, worded for the person running the command."""
 
 
 def _split_ids(value: object) -> object:
@@ -69,6 +68,8 @@ class Settings(LLMSettings):
 
     @property
     def retention(self) -> RetentionPolicy:
+        from storage.retention import RetentionPolicy
+
         return RetentionPolicy(
             job_days=self.job_retention_days,
             trace_days=self.trace_retention_days,

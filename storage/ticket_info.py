@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storage.models import Ticket
+if TYPE_CHECKING:  # only a type here: the CLI lists statuses without loading SQLAlchemy
+    from storage.models import Ticket
 
 OPEN = "open"
 WAITING = "waiting"

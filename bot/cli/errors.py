@@ -1,14 +1,18 @@
-"""How every `supportbot` command reports a problem: one red line, never a traceback."""
+"""How every `supportbot` command reports a problem (one red line, never a traceback),
+and reads its settings (only when it runs: `--version` and `--help` load no settings)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 
-from bot.settings import SettingsError
+from bot.errors import SettingsError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,3 +35,10 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc)) from None
 
     return wrapper
+
+
+def load_settings() -> Settings:
+    """`bot.settings.load_settings`, imported when a command runs."""
+    from bot.settings import load_settings as load
+
+    return load()

@@ -10,23 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.settings import Settings, SettingsError, load_settings
-from pipelines.eval.data import (
-    DatasetError,
-    LoadedItem,
-    check_sources,
-    load_datasets,
-    load_documents,
-)
-from pipelines.eval.report import EvalReport, format_report
-from pipelines.eval.runner import EvalSetup, evaluate
-from pipelines.faq.chain import SourceDocument
-from pipelines.llm.factory import build_llm
-from storage.catalog import CATALOG
+from bot.cli.errors import load_settings
+from bot.errors import SettingsError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from pipelines.eval.data import LoadedItem
+    from pipelines.eval.report import EvalReport
+    from pipelines.faq.chain import SourceDocument
 
 EVAL_DIR = Path(__file__).parents[2] / "eval"
 DEFAULT_DATASETS = ("single_intent.jsonl", "multi_intent.jsonl", "faq.jsonl")
@@ -47,6 +42,8 @@ def load_inputs(
     datasets: list[Path], docs_folder: Path
 ) -> tuple[list[LoadedItem], list[SourceDocument]]:
     """The items and documents, checked before any LLM call is spent on them."""
+    from pipelines.eval.data import check_sources, load_datasets, load_documents
+
     items = load_datasets(datasets)
     docs = load_documents(docs_folder)
     check_sources(items, docs)
@@ -60,6 +57,10 @@ async def run_eval(
     baseline: bool,
     concurrency: int,
 ) -> EvalReport:
+    from pipelines.eval.runner import EvalSetup, evaluate
+    from pipelines.llm.factory import build_llm
+    from storage.catalog import CATALOG
+
     llm = build_llm(settings)
     products = [name for _, name, _, _ in CATALOG]
     try:
@@ -94,6 +95,9 @@ def eval_command(
     ] = 8,
 ) -> None:
     """Routing accuracy, task P/R/F1, citation P/R and cost: pipeline vs one prompt."""
+    from pipelines.eval.data import DatasetError
+    from pipelines.eval.report import format_report
+
     try:
         settings = load_settings()
     except SettingsError as exc:

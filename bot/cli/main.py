@@ -11,28 +11,21 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot import __version__
-from bot.cli.errors import fail, one_line_errors
+from bot.cli.errors import fail, load_settings, one_line_errors
 from bot.cli.eval import register as register_eval
 from bot.cli.maintenance import register as register_maintenance
 from bot.cli.server import register as register_server
 from bot.cli.tickets import register as register_tickets
-from bot.runtime import open_runtime
-from bot.settings import load_settings
-from pipelines.documents.extract import load_documents
-from pipelines.faq.chain import MAX_QUESTIONS, faq_markdown
-from pipelines.faq.runs import create_faq
-from pipelines.support.contracts import IncomingMessage, SupportReply
-from pipelines.tracing import format_trace
-from storage.catalog import demo_ids, get_or_create_customer, seed_catalog
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.privacy import ForgetReport, forget_user
-from storage.traces import TraceStore
+from pipelines.faq import MAX_QUESTIONS
+
+# Each command imports what it runs: `supportbot --version` and `--help` load none of it.
+if TYPE_CHECKING:
+    from pipelines.support.contracts import IncomingMessage, SupportReply
 
 app = typer.Typer(help="A customer-support bot for Slack.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema and demo data.", no_args_is_help=True)
@@ -58,6 +51,8 @@ def root(
 @one_line_errors
 def db_upgrade() -> None:
     """Apply the Alembic migrations (creates a fresh database)."""
+    from storage.migrate import upgrade
+
     settings = load_settings()
     upgrade(settings.database_url)
     typer.echo("database is at the latest schema")
@@ -69,6 +64,10 @@ def db_seed(
     users: Annotated[list[str] | None, typer.Argument(help="Slack user ids to provision.")] = None,
 ) -> None:
     """Load the product catalogue and demo customers (idempotent)."""
+    from storage.catalog import demo_ids, get_or_create_customer, seed_catalog
+    from storage.db import Database
+    from storage.migrate import upgrade
+
     settings = load_settings()
     upgrade(settings.database_url)
 
@@ -96,6 +95,10 @@ def demo_ids_command(
     team: Annotated[str, typer.Option("--team", help="Slack team id.")] = "",
 ) -> None:
     """Show the demo orders, invoices and products of a Slack user (provisioned if new)."""
+    from storage.catalog import demo_ids, get_or_create_customer
+    from storage.db import Database
+    from storage.migrate import upgrade
+
     settings = load_settings()
     upgrade(settings.database_url)
 
@@ -115,6 +118,8 @@ def demo_ids_command(
 
 
 def _cli_message(thread: str, user: str, text: str, turn: int) -> IncomingMessage:
+    from pipelines.support.contracts import IncomingMessage
+
     ts = f"{time.time():.6f}"
     return IncomingMessage(
         request_id=f"cli:{thread}:{turn}",
@@ -149,6 +154,8 @@ def ask(
     user: Annotated[str, typer.Option("--user", help="Slack user id to act as.")] = "UCLI",
 ) -> None:
     """Answer one message with the support pipelines and print the reply and its run id."""
+    from bot.runtime import open_runtime
+
     settings = load_settings()
 
     async def run() -> None:
@@ -166,6 +173,9 @@ def chat(
     user: Annotated[str, typer.Option("--user", help="Slack user id to act as.")] = "UCLI",
 ) -> None:
     """An interactive support conversation in the terminal, with thread memory."""
+    from bot.runtime import open_runtime
+    from storage.catalog import demo_ids, get_or_create_customer
+
     settings = load_settings()
 
     async def run() -> None:
@@ -203,6 +213,10 @@ def trace(
     full: Annotated[bool, typer.Option("--full", help="Print whole prompts.")] = False,
 ) -> None:
     """Print one pipeline run step by step: prompts, outputs, latency, tokens, errors."""
+    from bot.runtime import open_runtime
+    from pipelines.tracing import format_trace
+    from storage.traces import TraceStore
+
     settings = load_settings()
 
     async def run() -> None:
@@ -226,6 +240,11 @@ def faq(
     ] = False,
 ) -> None:
     """Build a cited FAQ from files (prompt chaining: questions -> answers -> sources)."""
+    from bot.runtime import open_runtime
+    from pipelines.documents.extract import load_documents
+    from pipelines.faq.chain import faq_markdown
+    from pipelines.faq.runs import create_faq
+
     if mode not in ("parallel", "sequential"):
         raise fail("--mode must be parallel or sequential")
     settings = load_settings()
@@ -272,6 +291,9 @@ def forget(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase a user's conversations, traces, jobs and FAQs (see `storage.privacy`)."""
+    from bot.runtime import open_runtime
+    from storage.privacy import ForgetReport, forget_user
+
     settings = load_settings()
     if not yes and not typer.confirm(f"Erase the conversations and traces of {user}?"):
         raise typer.Exit(1)

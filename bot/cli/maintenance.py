@@ -17,11 +17,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.errors import one_line_errors
-from bot.settings import load_settings
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.retention import PurgeReport, RetentionPolicy, purge_expired
+from bot.cli.errors import load_settings, one_line_errors
 
 DAYS_HELP = "Days to keep (0 = forever); default: the {} setting."
 
@@ -46,6 +42,10 @@ def purge_command(
     ] = None,
 ) -> None:
     """Delete finished jobs, traces and resolved tickets' turns older than the retention."""
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.retention import PurgeReport, RetentionPolicy, purge_expired
+
     settings = load_settings()
     configured = settings.retention
     policy = RetentionPolicy(

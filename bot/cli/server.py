@@ -14,9 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.errors import one_line_errors
-from bot.logs import configure_logging
-from bot.settings import load_settings
+from bot.cli.errors import load_settings, one_line_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +42,8 @@ def register(app: typer.Typer) -> None:
         from bot.server import serve
 
         settings = load_settings()
+        from bot.logs import configure_logging
+
         configure_logging(settings)  # LOG_FORMAT; quiets the Slack SDKs
         asyncio.run(
             serve(
@@ -79,6 +79,8 @@ def register(app: typer.Typer) -> None:
         from bot.server import run_worker
 
         settings = load_settings()
+        from bot.logs import configure_logging
+
         configure_logging(settings)  # LOG_FORMAT; quiets the Slack SDKs
         asyncio.run(
             run_worker(

@@ -17,13 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.settings import SettingsError, load_settings
-from bot.triage.views import age
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import utcnow
+from bot.cli.errors import load_settings
+from bot.errors import SettingsError
 from storage.ticket_info import ACTIVE_STATUSES, HUMAN_STATUSES, STATUSES, TicketInfo
-from storage.tickets import TicketStore
 
 STATUS_CHOICES = (*STATUSES, "active", "all")
 
@@ -46,6 +42,11 @@ def tickets_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List support tickets, most recently updated first."""
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.models import utcnow
+    from storage.tickets import TicketStore
+
     chosen = status.strip().lower()
     if chosen not in STATUS_CHOICES:
         typer.secho(
@@ -102,6 +103,8 @@ def ticket_json(ticket: TicketInfo) -> dict[str, Any]:
 
 def format_table(tickets: list[TicketInfo], now: dt.datetime) -> list[str]:
     """Aligned columns: ticket, status, age, assignee, customer, intents, summary."""
+    from bot.triage.views import age
+
     header = ("TICKET", "STATUS", "AGE", "ASSIGNEE", "CUSTOMER", "INTENTS", "SUMMARY")
     rows = [
         (
@@ -125,6 +128,7 @@ def format_table(tickets: list[TicketInfo], now: dt.datetime) -> list[str]:
 
 
 def _summary(ticket: TicketInfo) -> str:
+
     if ticket.status in HUMAN_STATUSES and ticket.escalation_reason:
         return f"{ticket.summary or '-'} [escalated: {ticket.escalation_reason}]"
     return ticket.summary or "-"

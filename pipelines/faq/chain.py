@@ -19,13 +19,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from pipelines.faq import MAX_QUESTIONS
 from pipelines.prompts import FAQ_ANSWER, FAQ_QUESTIONS, FAQ_SOURCES, fence
 from pipelines.steps import PipelineContext, StepFailed, watch_list
 from pipelines.support.schemas import FaqAnswer, QuestionList, SourceList
 
 Mode = Literal["parallel", "sequential"]
 Progress = Callable[[str, int, int], Awaitable[None]]
-MAX_QUESTIONS = 50
 DOCUMENT_BUDGET_CHARS = 400_000  # about 100k tokens for all documents together
 
 
