@@ -1,0 +1,337 @@
+"""The customer's wait: from sending a DM to the finished reply being posted, via `serve`.
+
+`supportbot serve` (SQLite in a temp directory, embedded worker, settings from a clean
+environment: the README's defaults unless a flag says otherwise) gets signed Events API
+DMs over HTTP; its LLM steps go through the real google-genai client to the fake Gemini
+endpoint (fixed latency L per call, optional sliding-window quota), its replies to the fake
+Slack Web API. The wait of one DM is the fake Slack's arrival time of the reply's
+chat.postMessage minus the time the event was sent (both CLOCK_MONOTONIC, shared by the
+processes). Nothing textual is visible before the reply: the bot shows a reaction or an
+assistant status only, so "first visible text" equals the finished reply here.
+
+Two message kinds: an order status DM (router -> planner -> synthesizer: 3 calls) and a
+three-part message (invoice, return, order: router -> planner -> billing's extraction ->
+synthesizer: 4 calls). Scenarios: 1 customer (median of a few in a row), a burst of 40
+and of 200 customers within one second, and 40 order-status customers under a provider
+quota of 60 requests per minute. Each burst gets a fresh server, so no run inherits the
+previous one's LLM_RPM window.
+
+Targets (issue 14): burst 40 p95 <= 1.5 x single, burst 200 <= 2 x, one reply each;
+under the quota 0 failures, last answer <= 1.2 x the quota arithmetic, p95 rank error <= 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.harness import (
+    BENCH_BOT_TOKEN,
+    RemoteFake,
+    RemoteSlack,
+    ServerProcess,
+    keep_alive_session,
+    server_environment,
+    supportbot_serve,
+    table,
+)
+from pipelines.config import LLMSettings
+from tests.fakes.fake_slack import FakeSlack
+from tests.fakes.gemini_scripts import StepAnswer, user_text
+from tests.slack_signing import SIGNING_SECRET, encode, event_callback, signed_headers
+
+QUOTA_RPM = 60
+SINGLE_RUNS = 3
+CALLS = {"order status": 3, "three-part": 4}
+TEXTS = {
+    "order status": "Hi, where is my order ORD-10011? ({n})",
+    "three-part": "Invoice INV-10011 looks too high, I want to return the Mechanical Keyboard "
+    "because it is incompatible, and where is ORD-10012? ({n})",
+}
+TARGET_40, TARGET_200, TARGET_QUOTA, TARGET_RANK = 1.5, 2.0, 1.2, 5
+
+
+def answers() -> dict[str, StepAnswer]:
+    """Valid answers for both kinds; the plan is read from the message in the prompt."""
+
+    def classify(body: dict[str, Any]) -> dict[str, Any]:
+        several = "INV-" in user_text(body)
+        intent = "billing_inquiry" if several else "order_status"
+        return {"intent": intent, "confidence": 0.93, "multiple_requests": several}
+
+    def plan(body: dict[str, Any]) -> dict[str, Any]:
+        text = user_text(body)
+        tasks: list[dict[str, Any]] = []
+        if invoice := re.search(r"INV-\d+", text):
+            tasks.append({"kind": "billing_inquiry", "invoice_number": invoice[0]})
+        if product := re.search(r"return the (.+?) because", text):
+            tasks.append(
+                {"kind": "product_return", "product_name": product[1], "reason": "incompatible"}
+            )
+        if order := re.search(r"ORD-\d+", text):
+            tasks.append({"kind": "status_update", "order_id": order[0]})
+        return {"tasks": tasks}
+
+    return {
+        "classify_intent": classify,
+        "plan_tasks": plan,
+        "extract_concern": lambda body: {
+            "wants_investigation": True,
+            "concern": "the total looks too high",
+        },
+        "synthesize_reply": lambda body: {"reply": "Here is where things stand, see below."},
+    }
+
+
+class TimedSlack(RemoteSlack):
+    """RemoteSlack that also reports when each chat.postMessage arrived."""
+
+    @staticmethod
+    def _answer(conn: Connection, slack: FakeSlack) -> None:
+        conn.recv()
+        conn.send(
+            [
+                (str(call.params.get("channel")), str(call.params.get("thread_ts")), call.at)
+                for call in slack.calls_to("chat.postMessage")
+            ]
+        )
+
+    def posts(self) -> list[tuple[str, str, float]]:
+        """(channel, thread_ts, monotonic arrival time) of every chat.postMessage."""
+        assert self._conn is not None
+        self._conn.send("posts")
+        found: list[tuple[str, str, float]] = self._conn.recv()
+        return found
+
+
+@dataclass
+class Run:
+    label: str
+    sent: dict[tuple[str, str], float] = field(default_factory=dict)  # thread -> send time
+    waits: dict[tuple[str, str], float] = field(default_factory=dict)  # first post - sent
+    posts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bad_acks: int = 0
+    llm: dict[str, int] = field(default_factory=dict)
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.waits.values())
+        return ordered[max(1, round(q / 100 * len(ordered))) - 1] if ordered else float("nan")
+
+    @property
+    def failures(self) -> int:
+        unanswered = sum(1 for thread in self.sent if thread not in self.waits)
+        return unanswered + self.bad_acks
+
+    @property
+    def exactly_once(self) -> bool:
+        return all(self.posts[thread] == 1 for thread in self.sent)
+
+    def rank_error_p95(self) -> float:
+        """p95 of |rank by answer time - rank by send time|."""
+        by_arrival = sorted(self.sent, key=self.sent.__getitem__)
+        by_answer = sorted(self.waits, key=lambda t: self.sent[t] + self.waits[t])
+        answer_rank = {thread: rank for rank, thread in enumerate(by_answer)}
+        errors = sorted(
+            abs(answer_rank[t] - r) for r, t in enumerate(by_arrival) if t in answer_rank
+        )
+        return float(errors[max(1, round(0.95 * len(errors))) - 1]) if errors else float("nan")
+
+
+def dms(kind: str, tag: str, count: int) -> list[dict[str, Any]]:
+    """`count` DMs, each from its own customer (the flood guard is per user)."""
+    base = int(time.time())
+    return [
+        {
+            "type": "message",
+            "user": f"U{tag}{n:04d}",
+            "text": TEXTS[kind].format(n=n),
+            "ts": f"{base}.{n:06d}",
+            "event_ts": f"{base}.{n:06d}",
+            "channel": f"D{tag}{n:04d}",
+            "channel_type": "im",
+        }
+        for n in range(count)
+    ]
+
+
+async def send_burst(server: ServerProcess, events: Sequence[dict[str, Any]], run: Run) -> None:
+    """POST every event at once, one connection each, noting when each was sent."""
+    url = server.url + "/slack/events"
+
+    async def send(session: aiohttp.ClientSession, event: dict[str, Any]) -> None:
+        body = encode(event_callback(event))
+        run.sent[(event["channel"], event["ts"])] = time.monotonic()
+        async with session.post(url, data=body, headers=signed_headers(body)) as response:
+            await response.read()
+            run.bad_acks += response.status != 200
+
+    async with keep_alive_session(max(1, len(events))) as session:
+        await asyncio.gather(*(send(session, event) for event in events))
+
+
+async def collect(slack: TimedSlack, run: Run, timeout_s: float) -> None:
+    """Wait for every thread's reply (or the timeout), then count posts per thread."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if {(c, t) for c, t, _ in slack.posts()} >= run.sent.keys():
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # a late duplicate would show up here
+    run.posts.clear()
+    for channel, thread, at in slack.posts():
+        key = (channel, thread)
+        if key in run.sent:
+            run.posts[key] += 1
+            run.waits.setdefault(key, at - run.sent[key])
+
+
+@asynccontextmanager
+async def bot(
+    slack: TimedSlack, gemini: RemoteFake, workdir: Path, name: str, serve_args: Sequence[str]
+) -> AsyncIterator[ServerProcess]:
+    """A fresh `supportbot serve` on its own database, default LLM settings."""
+    env = server_environment(
+        SLACK_BOT_TOKEN=BENCH_BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{workdir / (name + '.db')}",
+        LLM_PROVIDER="gemini",
+        GEMINI_API_KEY="bench-key",
+        GOOGLE_GEMINI_BASE_URL=gemini.base_url,
+    )
+    async with supportbot_serve(env, workdir, *serve_args) as server:
+        yield server
+
+
+async def scenario(
+    slack: TimedSlack,
+    gemini: RemoteFake,
+    workdir: Path,
+    kind: str,
+    count: int,
+    serve_args: Sequence[str],
+    timeout_s: float,
+) -> Run:
+    """One burst of `count` customers (count 1: SINGLE_RUNS customers one after another)."""
+    tag = f"{kind[0].upper()}{count}{'Q' if gemini._quota_rpm else ''}"
+    run = Run(f"{kind}, {'1 customer' if count == 1 else f'burst of {count}'}")
+    async with bot(slack, gemini, workdir, tag, serve_args) as server:
+        await gemini.stats(reset=True)
+        if count == 1:
+            for n, event in enumerate(dms(kind, tag, SINGLE_RUNS)):
+                event["user"], event["channel"] = f"U{tag}S{n}", f"D{tag}S{n}"
+                await send_burst(server, [event], run)
+                await collect(slack, run, timeout_s)
+        else:
+            await send_burst(server, dms(kind, tag, count), run)
+            await collect(slack, run, timeout_s)
+        run.llm = await gemini.stats()
+    return run
+
+
+def single_wait(run: Run) -> float:
+    return statistics.median(run.waits.values()) if run.waits else float("nan")
+
+
+async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
+    settings = LLMSettings(_env_file=None)  # type: ignore[call-arg]
+    concurrency = next(
+        (serve_args[i + 1] for i, a in enumerate(serve_args[:-1]) if a == "--concurrency"),
+        "default",
+    )
+    print(
+        f"Settings: LLM_MAX_CONCURRENCY={settings.llm_max_concurrency} "
+        f"LLM_RPM={settings.llm_rpm} serve --concurrency={concurrency} L={latency_s:.2f} s; "
+        "wait = event sent -> reply posted (no text is visible before the reply)"
+    )
+    plan = [("order status", 1), ("order status", 40), ("three-part", 1), ("three-part", 40)]
+    if not quick:
+        plan.append(("order status", 200))
+    timeout_s = 240.0
+    rows: list[list[str]] = []
+    problems: list[str] = []
+    singles: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-wait-") as tmp,
+        TimedSlack(BENCH_BOT_TOKEN) as slack,
+    ):
+        workdir = Path(tmp)
+        runs: list[tuple[Run, str, int]] = []
+        with RemoteFake(answers(), latency_s, None) as gemini:
+            for kind, count in plan:
+                run = await scenario(slack, gemini, workdir, kind, count, serve_args, timeout_s)
+                runs.append((run, kind, count))
+                if count == 1:
+                    singles[kind] = single_wait(run)
+        quota_run: Run | None = None
+        if not quick:
+            with RemoteFake(answers(), latency_s, QUOTA_RPM) as gemini:
+                quota_run = await scenario(
+                    slack, gemini, workdir, "order status", 40, serve_args, timeout_s
+                )
+                quota_run.label += f", quota {QUOTA_RPM}/min"
+                runs.append((quota_run, "order status", 40))
+    for run, kind, count in runs:
+        single = singles.get(kind, float("nan"))
+        ratio = run.pct(95) / single
+        target = {40: TARGET_40, 200: TARGET_200}.get(count) if run is not quota_run else None
+        verdict = "" if target is None else ("ok" if ratio <= target else "MISSED")
+        rows.append([run.label, f"{run.pct(50):.2f}", f"{run.pct(95):.2f}",
+                     f"{max(run.waits.values(), default=float('nan')):.2f}",
+                     f"{ratio:.2f}" if count > 1 else "1.00",
+                     f"<= {target}" if target else "", "yes" if run.exactly_once else "NO",
+                     str(run.failures), str(run.llm.get("rate_limited", 0)),
+                     str(run.llm.get("max_in_flight", 0)), verdict])  # fmt: skip
+        if not run.exactly_once or run.failures:
+            problems.append(
+                f"{run.label}: {run.failures} failures, exactly once {run.exactly_once}"
+            )
+        if verdict == "MISSED":
+            problems.append(f"{run.label}: p95 {ratio:.2f} x single > {target}")
+    headers = ["scenario", "p50 s", "p95 s", "max s", "p95/single", "target", "once",
+               "failures", "429s", "LLM in flight", ""]  # fmt: skip
+    print(table(headers, rows))
+    if quota_run is not None:
+        calls = CALLS["order status"] * len(quota_run.sent)
+        # Empty window at the start: QUOTA_RPM calls at once, the rest one window later each.
+        bound = max(0, calls - QUOTA_RPM) / QUOTA_RPM * 60 + CALLS["order status"] * latency_s
+        last = max(quota_run.waits.values(), default=float("nan"))
+        rank = quota_run.rank_error_p95()
+        print(
+            f"quota run: {calls} calls at {QUOTA_RPM}/min: last answer {last:.1f} s vs "
+            f"arithmetic {bound:.1f} s = {last / bound:.2f} x (target <= {TARGET_QUOTA}); "
+            f"p95 rank error of answer vs arrival order {rank:.0f} (target <= {TARGET_RANK})"
+        )
+        if not last <= TARGET_QUOTA * bound:
+            problems.append(f"quota run: last answer {last / bound:.2f} x the arithmetic")
+        if not rank <= TARGET_RANK:
+            problems.append(f"quota run: p95 rank error {rank:.0f}")
+    for problem in problems:
+        print("missed:", problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--latency", type=float, default=0.5, help="L, seconds per LLM call")
+    parser.add_argument("--quick", action="store_true", help="no burst of 200, no quota run")
+    parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: none)")
+    args = parser.parse_args()
+    extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+    sys.exit(asyncio.run(main(args.latency, args.quick, extra)))
