@@ -62,6 +62,8 @@ TEXTS = {
     "three-part": "Invoice INV-10011 looks too high, I want to return the Mechanical Keyboard "
     "because it is incompatible, and where is ORD-10012? ({n})",
 }
+# Settings a flag changed from the README's defaults (printed; reported next to the defaults).
+TUNED: dict[str, str] = {}
 TARGET_40, TARGET_200, TARGET_QUOTA, TARGET_RANK = 1.5, 2.0, 1.2, 5
 
 
@@ -213,6 +215,7 @@ async def bot(
         GEMINI_API_KEY="bench-key",
         GOOGLE_GEMINI_BASE_URL=gemini.base_url,
     )
+    env.update(TUNED)
     async with supportbot_serve(env, workdir, *serve_args) as server:
         yield server
 
@@ -248,7 +251,9 @@ def single_wait(run: Run) -> float:
 
 
 async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
-    settings = LLMSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = LLMSettings(_env_file=None).model_copy(
+        update={key.lower(): int(value) for key, value in TUNED.items()}
+    )
     concurrency = next(
         (serve_args[i + 1] for i, a in enumerate(serve_args[:-1]) if a == "--concurrency"),
         "default",
@@ -265,9 +270,10 @@ async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
     rows: list[list[str]] = []
     problems: list[str] = []
     singles: dict[str, float] = {}
+    slack = TimedSlack(BENCH_BOT_TOKEN)
     with (
         tempfile.TemporaryDirectory(prefix="bench-wait-") as tmp,
-        TimedSlack(BENCH_BOT_TOKEN) as slack,
+        slack,
     ):
         workdir = Path(tmp)
         runs: list[tuple[Run, str, int]] = []
@@ -332,6 +338,9 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.5, help="L, seconds per LLM call")
     parser.add_argument("--quick", action="store_true", help="no burst of 200, no quota run")
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: none)")
+    parser.add_argument("--llm-max-concurrency", type=int, help="LLM_MAX_CONCURRENCY (tuned)")
     args = parser.parse_args()
+    if args.llm_max_concurrency:
+        TUNED["LLM_MAX_CONCURRENCY"] = str(args.llm_max_concurrency)
     extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
     sys.exit(asyncio.run(main(args.latency, args.quick, extra)))

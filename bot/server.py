@@ -44,7 +44,7 @@ from bot.http_guard import SLACK_EVENTS_PATH, SlackRequestGuard, bearer_token_ma
 from bot.metrics import ACK_SECONDS, QueueGauges, render_latest, start_metrics_server
 from bot.settings import Settings, SettingsError
 from bot.wiring import Feature, SlackRuntime, check_slack_token, open_slack_runtime
-from bot.worker import Worker
+from bot.worker import Worker, jobs_for_llm_budget
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
@@ -238,17 +238,23 @@ async def serve(
     embedded_worker: bool = True,
     host: str = "0.0.0.0",
     port: int | None = None,
-    concurrency: int = 4,
+    concurrency: int | None = None,
     lease_seconds: float = 60.0,
     features: Sequence[Feature] | None = None,
 ) -> None:
-    """`supportbot serve`: HTTP mode (or Socket Mode), with an embedded worker by default."""
+    """`supportbot serve`: HTTP mode (or Socket Mode), with an embedded worker by default.
+
+    `concurrency` None: as many jobs at once as the LLM budget can use (`jobs_for_llm_budget`).
+    """
     require_for_serve(settings, socket_mode)
     async with open_slack_runtime(settings, features=features) as slack:
         await check_slack_token(slack.client)
         bolt = slack.build_app(socket_mode=socket_mode)
         worker = (
-            slack.build_worker(concurrency=concurrency, lease_seconds=lease_seconds)
+            slack.build_worker(
+                concurrency=concurrency or jobs_for_llm_budget(settings.llm_max_concurrency),
+                lease_seconds=lease_seconds,
+            )
             if embedded_worker
             else None
         )
@@ -276,7 +282,7 @@ async def serve(
 async def run_worker(
     settings: Settings,
     *,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     lease_seconds: float = 60.0,
     metrics_port: int | None = None,
     features: Sequence[Feature] | None = None,
@@ -288,7 +294,10 @@ async def run_worker(
         raise SettingsError(f"{exc}; the worker posts replies with it") from None
     async with open_slack_runtime(settings, features=features) as slack:
         await check_slack_token(slack.client)
-        worker = slack.build_worker(concurrency=concurrency, lease_seconds=lease_seconds)
+        worker = slack.build_worker(
+            concurrency=concurrency or jobs_for_llm_budget(settings.llm_max_concurrency),
+            lease_seconds=lease_seconds,
+        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # not on Windows

@@ -86,6 +86,20 @@ SWEEP_START_DELAY_S = 120.0
 Sweep = Callable[[], Awaitable[PurgeReport]]
 
 
+JOBS_PER_LLM_SLOT = 2
+
+
+def jobs_for_llm_budget(llm_max_concurrency: int) -> int:
+    """How many jobs a worker runs at once when no --concurrency is given.
+
+    LLM calls are the scarce resource and the CallGate and LLM_RPM limiter already bound
+    them; a job waiting for a call costs memory, not a provider request. So the worker
+    takes a few jobs per LLM slot, enough to keep every slot busy while other jobs do
+    their database and Slack work, instead of a constant that queues a burst behind it.
+    """
+    return JOBS_PER_LLM_SLOT * llm_max_concurrency
+
+
 class Worker:
     def __init__(
         self,

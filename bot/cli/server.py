@@ -35,8 +35,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "0.0.0.0",
         concurrency: Annotated[
-            int, typer.Option("--concurrency", min=1, help="Embedded worker's parallel jobs.")
-        ] = 4,
+            int | None,
+            typer.Option(
+                "--concurrency",
+                min=1,
+                help="Embedded worker's parallel jobs (default: 2 x LLM_MAX_CONCURRENCY).",
+            ),
+        ] = None,
     ) -> None:
         """Run the Slack bot: HTTP mode (POST /slack/events, /healthz, /metrics) or Socket Mode."""
         from bot.server import serve
@@ -60,8 +65,13 @@ def register(app: typer.Typer) -> None:
     @one_line_errors
     def worker_command(
         concurrency: Annotated[
-            int, typer.Option("--concurrency", min=1, help="Jobs worked on in parallel.")
-        ] = 8,
+            int | None,
+            typer.Option(
+                "--concurrency",
+                min=1,
+                help="Jobs worked on in parallel (default: 2 x LLM_MAX_CONCURRENCY).",
+            ),
+        ] = None,
         lease_seconds: Annotated[
             float,
             typer.Option(
