@@ -303,6 +303,12 @@ class Faq(Timestamped, Base):
     # The request that built it (e.g. the /faq job): a retried job finds its FAQ again
     # instead of building and storing a second one.
     request_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Who may teach the bot: only an "approved" FAQ is knowledge for every customer. A
+    # support agent's is approved when stored; anyone else's waits ("pending") until an
+    # agent approves or discards it (`storage.faqs.review_faq`).
+    review: Mapped[str] = mapped_column(String(16), default="pending")
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column()
 
     documents: Mapped[list[FaqDocument]] = relationship(order_by="FaqDocument.id", cascade="all")
     entries: Mapped[list[FaqEntry]] = relationship(order_by="FaqEntry.position", cascade="all")

@@ -16,12 +16,15 @@ from storage.faqs import (
     StoredEntry,
     entries_version,
     faq_entries,
+    faq_review,
     latest_entries,
+    pending_faqs,
+    review_faq,
     save_faq,
 )
 
 
-async def store(db: Database, *entries: StoredEntry) -> int:
+async def store(db: Database, *entries: StoredEntry, approved: bool = True) -> int:
     return await save_faq(
         db.sessions,
         title="Help",
@@ -29,6 +32,8 @@ async def store(db: Database, *entries: StoredEntry) -> int:
         entries=list(entries),
         mode="parallel",
         run_id=None,
+        created_by="U0AGENT" if approved else "U0CUST",
+        approved=approved,
     )
 
 
@@ -38,9 +43,9 @@ INVOICE = StoredEntry("Where is my invoice?", "In your account, under Orders.", 
 
 
 async def test_entries_version_changes_when_entries_are_stored(database: Database) -> None:
-    assert await entries_version(database.sessions) == (0, 0)
+    assert await entries_version(database.sessions) == (0, 0, "")
     await store(database, SHIPPING, RETURNS)
-    count, highest = await entries_version(database.sessions)
+    count, highest, _ = await entries_version(database.sessions)
     assert count == 2 and highest > 0
     await store(database, INVOICE)
     assert (await entries_version(database.sessions))[0] == 3
@@ -77,3 +82,29 @@ async def test_knowledge_base_finds_an_faq_stored_after_its_first_search(
     assert found == [KnowledgeEntry(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
     await store(database, INVOICE)
     assert (await knowledge.search("invoice", k=1))[0].sources == ("billing.md",)
+
+
+async def test_a_pending_faq_teaches_nothing_until_an_agent_approves_it(
+    database: Database,
+) -> None:
+    knowledge = KnowledgeBase(database.sessions)
+    await store(database, RETURNS)
+    pending = await store(database, SHIPPING, approved=False)
+    assert await knowledge.search("shipping", k=3) == []
+    assert [f.id for f in await pending_faqs(database.sessions, 10)] == [pending]
+
+    assert await review_faq(database.sessions, pending, "approved", "U0AGENT")
+    assert not await review_faq(database.sessions, pending, "discarded", "U0AGENT2")
+
+    found = await knowledge.search("how many days does shipping take", k=1)
+    assert found == [KnowledgeEntry(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
+    assert await faq_review(database.sessions, pending) == "approved"
+    assert await pending_faqs(database.sessions, 10) == []
+
+
+async def test_a_discarded_faq_never_teaches(database: Database) -> None:
+    pending = await store(database, SHIPPING, approved=False)
+    assert await review_faq(database.sessions, pending, "discarded", "U0AGENT")
+    assert not await review_faq(database.sessions, pending, "approved", "U0AGENT")
+    assert await latest_entries(database.sessions, limit=10) == []
+    assert await KnowledgeBase(database.sessions).search("shipping days") == []

@@ -160,7 +160,7 @@ async def test_general_question_is_answered_from_a_stored_faq_with_its_citation(
         SourceDocument("shipping.md", "Standard shipping takes 3 to 5 business days."),
         SourceDocument("returns.md", "Returns are accepted within 30 days of delivery."),
     ]
-    run = await create_faq(db, OfflineLLM(), LLMSettings(), docs, n=2)
+    run = await create_faq(db, OfflineLLM(), LLMSettings(), docs, n=2, approved=True)
     assert run.faq_id is not None
     service = SupportService(db, OfflineLLM(), LLMSettings())
     reply = await service.handle(message("how many days does shipping take?", "5000.1"))

@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import escape
 from bot.faq.access import quick_refusal
+from bot.faq.approval import FaqReview, PendingFaqSection
 from bot.faq.job import FAQ_JOB, FaqJob
 from bot.faq.modal import (
     CHANNEL_BLOCK,
@@ -96,13 +97,17 @@ class FaqFeature:
             slack.settings,
             api_url=slack.settings.slack_api_url,
             progress_interval=self.progress_interval,
+            is_agent=slack.agents.is_agent,
         )
         return {FAQ_JOB: job}
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
-        return ()
+        """Agents: other people's FAQs waiting for approval (`bot.faq.approval`)."""
+        return [PendingFaqSection(slack.core.db)]
 
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
+        FaqReview(slack).register(app)
+
         async def on_command(
             ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
         ) -> None:

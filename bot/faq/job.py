@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackRequestError
@@ -45,7 +46,7 @@ from bot.slack_calls import Mrkdwn, SlackCalls, slack_error
 from bot.worker import JobFailed
 from pipelines.config import LLMSettings
 from pipelines.faq.chain import FaqItem, FaqResult, faq_markdown
-from pipelines.faq.runs import create_faq, stored_faq_items
+from pipelines.faq.runs import create_faq, faq_pending, stored_faq_items
 from pipelines.llm import LLMUnavailable
 from pipelines.llm.base import LLM
 from pipelines.log_context import bind
@@ -71,8 +72,10 @@ class FaqJob:
         *,
         api_url: str,
         progress_interval: float = 1.5,
+        is_agent: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._client = client
+        self._is_agent = is_agent  # an agent's FAQ is knowledge at once; others' wait
         self._slack = SlackCalls(client, notify_on=CHANNEL_ERRORS)
         self._db = db
         self._llm = llm
@@ -170,6 +173,7 @@ class FaqJob:
                 channel_id=request.channel_id,
                 title=point.title,
                 request_key=job.dedupe_key,
+                approved=bool(self._is_agent and await self._is_agent(request.user_id)),
             )
         except TransientDownloadError as exc:
             raise JobFailed(f"download failed: {exc}") from exc
@@ -195,6 +199,7 @@ class FaqJob:
             rejected=point.rejected,
             notes=point.notes,
             run_id=point.run_id,
+            pending=await faq_pending(self._db, point.faq_id),
         )
         await self._edit(request.channel_id, point.progress_ts, pages[0], job.id)
         posted = set(range(1, point.pages_posted + 1))

@@ -28,6 +28,9 @@ from pipelines.faq.chain import FaqItem
 
 MAX_ITEM_SECTIONS = 3  # a longer answer is cut here; the attached Markdown file has it all
 MAX_PAGE_CHARS = 20_000
+PENDING_NOTE = (
+    ":hourglass: The support team will review this FAQ before I use it to answer other customers."
+)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ def faq_pages(
     rejected: Sequence[str] = (),
     notes: Sequence[str] = (),
     run_id: str | None = None,
+    pending: bool = False,
 ) -> list[Page]:
-    """The FAQ as one or more messages; the first carries the header and skipped files."""
+    """The FAQ as one or more messages; the first carries the header and skipped files
+    (and, while `pending`, that an agent reviews it before it answers anyone else)."""
     plural = "s" if files != 1 else ""
     summary = f":white_check_mark: Done: {len(items)} questions from {files} file{plural}"
     summary += f" · requested by <@{user_id}>"
@@ -114,6 +119,7 @@ def faq_pages(
     first = [
         header(title),
         context(summary),
+        *([context(PENDING_NOTE)] if pending else []),
         *rejected_blocks(rejected, ":warning: *Skipped:*"),
     ]
     tail = [context(escape("Notes: " + "; ".join(notes)))] if notes else []

@@ -10,7 +10,15 @@ from pipelines.llm.base import LLM
 from pipelines.steps import PipelineContext, Trace
 from pipelines.tracing import TraceRecorder
 from storage.db import Database
-from storage.faqs import StoredDocument, StoredEntry, faq_entries, find_faq, save_faq
+from storage.faqs import (
+    PENDING,
+    StoredDocument,
+    StoredEntry,
+    faq_entries,
+    faq_review,
+    find_faq,
+    save_faq,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ async def create_faq(
     channel_id: str | None = None,
     title: str = "FAQ",
     request_key: str | None = None,
+    approved: bool = False,
 ) -> FaqRun:
     """Build the FAQ with a saved trace; store it (and its documents) when it has entries.
 
@@ -66,6 +75,7 @@ async def create_faq(
             created_by=created_by,
             channel_id=channel_id,
             request_key=request_key,
+            approved=approved,
         )
     return FaqRun(result=result, run_id=trace.run_id, faq_id=faq_id)
 
@@ -74,3 +84,8 @@ async def stored_faq_items(db: Database, faq_id: int) -> list[FaqItem]:
     """The items of a stored FAQ: a retried job posts them instead of building the FAQ again."""
     entries = await faq_entries(db.sessions, faq_id)
     return [FaqItem(question=e.question, answer=e.answer, sources=list(e.sources)) for e in entries]
+
+
+async def faq_pending(db: Database, faq_id: int) -> bool:
+    """True while a stored FAQ waits for an agent's review before it answers anyone else."""
+    return await faq_review(db.sessions, faq_id) == PENDING

@@ -1,7 +1,9 @@
-"""The FAQ knowledge base: stored FAQ entries, searched lexically with BM25.
+"""The FAQ knowledge base: approved FAQ entries, searched lexically with BM25.
 
 General questions are answered only from what this returns, and every citation shown to a
-customer is checked against the source titles of the entries retrieved here.
+customer is checked against the source titles of the entries retrieved here. Only FAQs a
+support agent made or approved are searched (`storage.faqs`): anyone else's `/faq` is
+posted for them but teaches the bot nothing until an agent approves it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 from pipelines.lexical import LexicalIndex
 from storage.db import Sessions
-from storage.faqs import entries_version, latest_entries
+from storage.faqs import EntriesVersion, entries_version, latest_entries
 
 MAX_ENTRIES = 5000
 
@@ -27,11 +29,12 @@ class KnowledgeEntry:
 
 
 class KnowledgeBase:
-    """Search over every stored FAQ entry; the index is rebuilt when entries change."""
+    """Search over the approved FAQ entries; the index is rebuilt when they change (an
+    approval included), checked before every search so every process sees it."""
 
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
-        self._version: tuple[int, int] | None = None
+        self._version: EntriesVersion | None = None
         self._entries: list[KnowledgeEntry] = []
         self._index = LexicalIndex([])
 
