@@ -3,7 +3,7 @@ constructors for the shapes the views repeat (section, context, button, modal, .
 
 Constructors take mrkdwn as the caller wrote it (mentions like `<@U1>` are meant), so
 untrusted parts (customer words, file names, LLM output) go through `escape` or
-`to_mrkdwn` first; the constructors cut text at Slack's limits, which Slack would
+`to_mrkdwn` first (which also decides which links stay clickable: `to_mrkdwn`); the constructors cut text at Slack's limits, which Slack would
 otherwise refuse with `invalid_blocks`. Views stay pure functions returning plain dicts.
 
 Why not `slack_sdk.models.blocks`: it raises on over-long text instead of cutting it, and
@@ -13,6 +13,7 @@ adds fields (`"emoji": true`) that change the JSON the view tests pin down.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 Block = dict[str, Any]
@@ -29,7 +30,16 @@ MAX_MESSAGE_TEXT = 39_000  # Slack truncates `text` at 40,000 characters
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
-_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)<>|]+)\)")
+_LINK = r"\[([^\]\n]+)\]\((https?://[^\s)<>|`]+)\)"
+_BARE_URL = r"(?:https?://|www\.)[^\s<>|`]+"
+_LINK_OR_URL = re.compile(f"{_LINK}|({_BARE_URL})", re.IGNORECASE)
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+_LOOKS_LIKE_URL = re.compile(
+    r"^\s*(?:[a-z][a-z0-9+.-]*://|www\.)\S*\s*$|^\s*(?:[\w-]+\.)+[a-z]{2,}(?:[/?#:]\S*)?\s*$",
+    re.IGNORECASE,
+)
+_URL_TAIL = ".,;:!?)'\""
+ANY_LINK = None  # `to_mrkdwn(..., allowed_links=ANY_LINK)`: the text's own links may stay
 
 
 def escape(text: str) -> str:
@@ -37,12 +47,50 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_mrkdwn(text: str) -> str:
-    """Escape, then turn the common Markdown an LLM writes into Slack mrkdwn."""
+def to_mrkdwn(text: str, *, allowed_links: Collection[str] | None) -> str:
+    """Escape, then turn the common Markdown an LLM writes into Slack mrkdwn.
+
+    Links are where a model repeats a poisoned document or invents a look-alike, so a
+    `[label](url)` becomes a Slack link only when `url` is one of `allowed_links` (the URLs
+    of the passages an answer cites; `ANY_LINK` where the text is the reader's own, like
+    a FAQ from their files). Otherwise the label alone stays, as text. A label that looks
+    like a URL is never shown over a link: the link shows its own URL. A bare URL that is
+    not allowed is put in a code span, which Slack does not turn into a link.
+    """
     text = escape(text)
     text = _HEADING.sub(r"*\1*", text)
     text = _BOLD.sub(r"*\1*", text)
-    return _LINK.sub(r"<\2|\1>", text)
+    allowed = None if allowed_links is None else {_link_key(url) for url in allowed_links}
+    pieces, start = [], 0
+    for code in _CODE.finditer(text):  # Slack links nothing inside code: left as written
+        pieces += [_links(text[start : code.start()], allowed), code.group()]
+        start = code.end()
+    pieces.append(_links(text[start:], allowed))
+    return "".join(pieces)
+
+
+def _links(text: str, allowed: set[str] | None) -> str:
+    def replace(match: re.Match[str]) -> str:
+        label, url, bare = match.groups()
+        if bare is not None:
+            core = bare.rstrip(_URL_TAIL)
+            tail = bare[len(core) :]
+            return bare if _is_allowed(core, allowed) else f"`{core}`{tail}"
+        if not _is_allowed(url, allowed):
+            return _links(label, set())  # the label as text: no URL in it becomes a link
+        return f"<{url}>" if _LOOKS_LIKE_URL.match(label) else f"<{url}|{label}>"
+
+    return _LINK_OR_URL.sub(replace, text)
+
+
+def _is_allowed(url: str, allowed: set[str] | None) -> bool:
+    return allowed is None or _link_key(url) in allowed
+
+
+def _link_key(url: str) -> str:
+    """A URL as compared with the allowed ones: unescaped, without a trailing slash."""
+    raw = url.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return raw.strip().rstrip(_URL_TAIL).rstrip("/")
 
 
 def split_text(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:

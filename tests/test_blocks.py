@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from bot.blocks import (
+    ANY_LINK,
     MAX_CONTEXT_CHARS,
     MAX_FIELD_CHARS,
     MAX_HEADER_CHARS,
@@ -40,16 +41,20 @@ def test_escape_neutralises_mentions_broadcasts_and_links() -> None:
 
 
 def test_to_mrkdwn_escapes_first_then_converts_markdown() -> None:
-    text = to_mrkdwn("## Returns\n**RMA-1** created, see [the policy](https://ex.com/p).")
+    text = to_mrkdwn(
+        "## Returns\n**RMA-1** created, see [the policy](https://ex.com/p).",
+        allowed_links=["https://ex.com/p"],
+    )
     assert text == "*Returns*\n*RMA-1* created, see <https://ex.com/p|the policy>."
-    assert to_mrkdwn("**<!here>**") == "*&lt;!here&gt;*"  # markup never unescapes it
-    assert "<javascript:" not in to_mrkdwn("[x](javascript:alert(1))")  # only http(s) links
+    assert to_mrkdwn("**<!here>**", allowed_links=ANY_LINK) == "*&lt;!here&gt;*"  # stays escaped
+    assert "<javascript:" not in to_mrkdwn("[x](javascript:alert(1))", allowed_links=ANY_LINK)
 
 
 def test_split_text_never_cuts_a_link_or_an_entity() -> None:
     link = "<https://example.com/a|a long link label>"
     text = ("a" * 2990) + " " + link + " tail"
-    chunks = split_text(to_mrkdwn(text.replace(link, "[a long link label](https://example.com/a)")))
+    markdown = text.replace(link, "[a long link label](https://example.com/a)")
+    chunks = split_text(to_mrkdwn(markdown, allowed_links=ANY_LINK))
     assert any(link in chunk for chunk in chunks)
     amp = split_text("b" * 2997 + "&amp;c", limit=3000)
     assert all(not chunk.endswith("&am") and not chunk.startswith("p;") for chunk in amp)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.blocks import (
+    ANY_LINK,
     MAX_BLOCKS,
     MAX_SECTION_CHARS,
     Block,
@@ -89,7 +90,8 @@ def failure_page(title: str, user_id: str, reason: str, rejected: Sequence[str] 
 
 
 def item_blocks(number: int, item: FaqItem) -> list[Block]:
-    body = f"*{number}. {escape(item.question)}*\n{to_mrkdwn(item.answer)}"
+    answer = to_mrkdwn(item.answer, allowed_links=ANY_LINK)  # from the requester's own files
+    body = f"*{number}. {escape(item.question)}*\n{answer}"
     chunks = split_text(body)
     if len(chunks) > MAX_ITEM_SECTIONS:
         chunks = chunks[:MAX_ITEM_SECTIONS]

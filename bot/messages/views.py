@@ -6,7 +6,9 @@ line or word boundaries. The message `text` is always set as well: notifications
 screen readers and old clients show it instead of the blocks.
 
 Answer text comes from an LLM (or a customer's own words echoed back), so it is escaped
-before it reaches Slack: a stray `<!channel>` must never ping a whole channel.
+before it reaches Slack: a stray `<!channel>` must never ping a whole channel. Its links
+are clickable only when the pipeline allowed them (`SupportReply.allowed_links`: the URLs
+of the passages a knowledge answer cites); any other URL is shown as text (`to_mrkdwn`).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def context_line(reply: SupportReply) -> str:
     return line[:MAX_CONTEXT_CHARS]
 
 
-def answer_sections(text: str, max_sections: int) -> list[Block]:
-    chunks = split_text(to_mrkdwn(text)) or [" "]
+def answer_sections(reply: SupportReply, max_sections: int) -> list[Block]:
+    chunks = split_text(to_mrkdwn(reply.text, allowed_links=reply.allowed_links)) or [" "]
     if len(chunks) > max_sections:
         chunks = chunks[:max_sections]
         keep = MAX_SECTION_CHARS - len(TRUNCATION_NOTE) - 1
@@ -80,13 +82,13 @@ def reply_blocks(reply: SupportReply) -> list[Block]:
     footer: list[Block] = [context(context_line(reply))]
     if not reply.escalated:
         footer.append(talk_to_human_button(reply.ticket_number))
-    return [*answer_sections(reply.text, MAX_BLOCKS - len(footer)), *footer]
+    return [*answer_sections(reply, MAX_BLOCKS - len(footer)), *footer]
 
 
 def plain_text_fallback(reply: SupportReply) -> str:
     """The message `text`: the whole answer plus the ticket line, within Slack's limit."""
     footer = "\n\n" + context_line(reply)
-    body = to_mrkdwn(reply.text.strip())
+    body = to_mrkdwn(reply.text.strip(), allowed_links=reply.allowed_links)
     room = MAX_MESSAGE_TEXT - len(footer)
     if len(body) > room:
         body = body[: room - len(TRUNCATION_NOTE) - 1].rstrip() + "\n" + TRUNCATION_NOTE

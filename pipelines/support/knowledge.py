@@ -8,6 +8,7 @@ posted for them but teaches the bot nothing until an agent approves it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pipelines.lexical import LexicalIndex
@@ -15,6 +16,8 @@ from storage.db import Sessions
 from storage.faqs import EntriesVersion, entries_version, latest_entries
 
 MAX_ENTRIES = 5000
+_URL = re.compile(r"https?://[^\s<>()\[\]\"'`|]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class KnowledgeEntry:
     def as_text(self) -> str:
         cited = ", ".join(self.sources) or "none"
         return f"Q: {self.question}\nA: {self.answer}\nSources: {cited}"
+
+    def links(self) -> list[str]:
+        """The URLs written in this entry: the only ones an answer citing it may link to."""
+        found = _URL.findall(f"{self.question}\n{self.answer}")
+        return list(dict.fromkeys(url.rstrip(_URL_TAIL) for url in found))
 
 
 class KnowledgeBase:

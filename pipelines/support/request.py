@@ -53,6 +53,7 @@ class Outcome:
     actions: list[str] = field(default_factory=list)
     escalation_reason: str | None = None
     summary: str = ""
+    links: list[str] = field(default_factory=list)  # URLs `text` may link to (cited passages)
 
     @property
     def escalated(self) -> bool:

@@ -46,7 +46,11 @@ async def answer_technical(ctx: PipelineContext, request: SupportRequest) -> Out
 async def answer_general(
     ctx: PipelineContext, request: SupportRequest, knowledge: KnowledgeBase
 ) -> Outcome:
-    """Answer from the FAQ knowledge base with citations, or decline politely."""
+    """Answer from the FAQ knowledge base with citations, or decline politely.
+
+    The reply may link only to URLs written in the entries it cites: a link the model
+    invented (or copied from an uncited entry) is shown as text by the Slack layer.
+    """
     entries = await knowledge.search(request.text, k=3)
     if not entries:
         return Outcome(text=NO_KNOWLEDGE_TEXT, intents=["general_question"], summary="no answer")
@@ -68,7 +72,10 @@ async def answer_general(
     text = answer.answer
     if cited:
         text += "\n\n_Sources: " + ", ".join(cited) + "_"
-    return Outcome(text=text, intents=["general_question"], summary="answered from FAQ")
+    links = [url for entry in entries if set(entry.sources) & set(cited) for url in entry.links()]
+    return Outcome(
+        text=text, intents=["general_question"], summary="answered from FAQ", links=links
+    )
 
 
 async def answer_message(

@@ -159,6 +159,7 @@ class SupportService:
             run_id=trace.run_id if trace.steps else "",
             provider=provider_label(self.llm.name, trace),
             ticket=updated.snapshot(),
+            allowed_links=outcome.links,
         )
 
     async def _not_the_owner(
