@@ -43,6 +43,10 @@ class LLMSettings(BaseSettings):
     llm_fallback: Literal["offline", "none"] = "offline"
     llm_breaker_failures: int = Field(default=5, ge=1, le=1000)
     llm_breaker_recovery_s: float = Field(default=30.0, gt=0)
+    # Daily token budgets (`pipelines.llm.budget`, counted in the database for every
+    # process; a UTC day; 0 = unlimited): per Slack user (agents exempt), and for everyone.
+    llm_daily_tokens_per_user: int = Field(default=2_000_000, ge=0)
+    llm_daily_tokens: int = Field(default=50_000_000, ge=0)
 
     model_router: str = DEFAULT_MODEL
     model_orchestrator: str = DEFAULT_MODEL

@@ -364,6 +364,24 @@ class Job(Timestamped, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# --- spending ---------------------------------------------------------------------------
+
+
+class TokenSpend(Base):
+    """LLM tokens spent per UTC day and Slack user; `user_id` "*" is everyone together.
+
+    Incremented with one atomic upsert per LLM call (`storage.budgets`), so every process
+    and replica counts into the same rows and the daily budgets hold across all of them.
+    """
+
+    __tablename__ = "token_spend"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
 __all__ = [
     "Base",
     "BillingCase",
@@ -380,6 +398,7 @@ __all__ = [
     "Product",
     "ReturnAuthorization",
     "Ticket",
+    "TokenSpend",
     "TraceRun",
     "TraceStep",
     "utcnow",

@@ -23,6 +23,7 @@ import datetime as dt
 
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLM, LLMUnavailable
+from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, budgeted, spending_as
 from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
@@ -56,6 +57,12 @@ NOT_YOUR_THREAD_TEXT = (
     "here. Send me a direct message, or start a new message in the support channel, and "
     "I'll help you there."
 )
+BUDGET_TEXT: dict[Scope, str] = {
+    "user": "You've reached today's limit for the assistant; a person from the support team "
+    "can still help: press *Talk to a person*.",
+    "everyone": "The assistant has reached today's limit for everyone; a person from the "
+    "support team can still help: press *Talk to a person*.",
+}
 TRUNCATED_NOTE = "\n\n_(Your message was long; I read the first {limit:,} characters.)_"
 
 
@@ -85,6 +92,9 @@ class SupportService:
         self.traces = TraceRecorder(db.sessions)
         self.knowledge = KnowledgeBase(db.sessions)
         self.workers = build_workers(BusinessSystems(db.sessions))
+        # Daily token budgets, stored: every instance on this database sees one total.
+        self.budget = DailyBudget.from_settings(db.sessions, settings)
+        self._budgeted_llm = budgeted(llm, self.budget)
 
     async def handle(
         self, message: IncomingMessage, on_working: OnWorking | None = None
@@ -124,6 +134,8 @@ class SupportService:
             outcome = Outcome(text=FLOOD_TEXT, summary="rate-limited")
         elif not cleaned.has_words:
             outcome = Outcome(text=NO_WORDS_TEXT, summary="no question")
+        elif over := await self.budget.refusal(Spender(message.user_id, is_agent)):
+            outcome = _over_budget(over)  # told so, and no LLM call at all
         else:
             ids = await demo_ids(self.db.sessions, customer.id)
             request = SupportRequest(
@@ -207,9 +219,14 @@ class SupportService:
         return "warn" if count == self.flood_limit + 1 else "quiet"
 
     async def _run(self, trace: Trace, request: SupportRequest) -> Outcome:
-        ctx = PipelineContext(self.llm, self.settings, trace)
+        ctx = PipelineContext(self._budgeted_llm, self.settings, trace)
+        actor = request.actor
         try:
-            outcome = await answer_message(ctx, request, self.workers, self.knowledge)
+            with spending_as(actor.slack_user_id, exempt=actor.is_agent):
+                outcome = await answer_message(ctx, request, self.workers, self.knowledge)
+        except BudgetExceeded as exc:  # spent during this message: the next call was refused
+            await self.traces.save(trace, status="error", error=str(exc))
+            return _over_budget(exc.scope)
         except LLMUnavailable as exc:
             await self.traces.save(trace, status="error", error=f"provider unavailable: {exc}")
             raise
@@ -228,3 +245,8 @@ class SupportService:
             output={"text": outcome.text, "actions": outcome.actions, "intents": outcome.intents},
         )
         return outcome
+
+
+def _over_budget(scope: Scope) -> Outcome:
+    """The reply when a daily token budget is spent; the ticket's summary says so."""
+    return Outcome(text=BUDGET_TEXT[scope], summary=f"daily LLM budget reached ({scope})")

@@ -1,0 +1,147 @@
+"""Daily token budgets: a user over budget is told so and costs no LLM call; the counts are
+stored, so every process (here: every `SupportService` instance) sees one total, and
+concurrent increments lose nothing on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from pipelines.config import LLMSettings
+from pipelines.llm.base import LLMRequest, LLMResponse, TokenUsage
+from pipelines.llm.budget import BudgetedLLM, BudgetExceeded, DailyBudget, spending_as
+from pipelines.llm.offline import OfflineLLM
+from pipelines.support.contracts import IncomingMessage
+from pipelines.support.service import BUDGET_TEXT, SupportService
+from storage.budgets import TokenLedger
+from storage.db import Database
+from storage.tickets import TicketStore
+
+USER, AGENT = "U0SPENDER", "U0AGENT"
+QUESTION = "Where is my order? It has been a week."
+
+
+class PricedLLM:
+    """The offline provider's answers, each billed `tokens` (120 by default); counts calls."""
+
+    name = "priced"
+
+    def __init__(self, input_tokens: int = 100, output_tokens: int = 20) -> None:
+        self.offline = OfflineLLM()
+        self.usage = TokenUsage(input_tokens, output_tokens)
+        self.calls: list[str] = []
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        self.calls.append(request.step)
+        response = await self.offline.generate(request)
+        return dataclasses.replace(response, usage=self.usage)
+
+
+def message(ts: str, user: str = USER, text: str = QUESTION) -> IncomingMessage:
+    return IncomingMessage(
+        request_id=f"evt-{ts}",
+        team_id="T1",
+        channel_id="D1",
+        thread_ts=ts,
+        message_ts=ts,
+        user_id=user,
+        text=text,
+    )
+
+
+def budgets(per_user: int, everyone: int = 0) -> LLMSettings:
+    return LLMSettings(llm_daily_tokens_per_user=per_user, llm_daily_tokens=everyone)
+
+
+async def test_a_user_over_budget_is_told_so_and_costs_no_llm_call(sqlite_db: Database) -> None:
+    await TokenLedger(sqlite_db.sessions).add(USER, 1_000)
+    llm = PricedLLM()
+    service = SupportService(sqlite_db, llm, budgets(per_user=1_000))
+
+    reply = await service.handle(message("100.1"))
+
+    assert llm.calls == []
+    assert reply.text == BUDGET_TEXT["user"] and "Talk to a person" in reply.text
+    ticket = await TicketStore(sqlite_db.sessions).by_number(reply.ticket_number)
+    assert ticket is not None and "daily LLM budget" in ticket.summary
+
+
+async def test_two_service_instances_on_one_database_share_the_budget(
+    sqlite_db: Database,
+) -> None:
+    """A message's calls in one instance (one process) spend the budget another checks."""
+    first_llm, second_llm = PricedLLM(), PricedLLM()
+    settings = budgets(per_user=300)  # one message's three calls: 360
+    first = SupportService(sqlite_db, first_llm, settings)
+    second = SupportService(sqlite_db, second_llm, settings)
+
+    answered = await first.handle(message("200.1"))
+    refused = await second.handle(message("200.2"))
+
+    assert answered.text != BUDGET_TEXT["user"] and len(first_llm.calls) >= 2
+    spent = await TokenLedger(sqlite_db.sessions).spent(USER)
+    assert spent.user == spent.everyone == 120 * len(first_llm.calls)
+    assert refused.text == BUDGET_TEXT["user"] and second_llm.calls == []
+    # Someone else still has their own budget.
+    other = await second.handle(message("200.3", user="U0OTHER"))
+    assert other.text != BUDGET_TEXT["user"] and second_llm.calls
+
+
+async def test_an_overrun_mid_message_finishes_the_call_and_refuses_the_next(
+    sqlite_db: Database,
+) -> None:
+    llm = PricedLLM()
+    service = SupportService(sqlite_db, llm, budgets(per_user=100))
+
+    reply = await service.handle(message("300.1"))
+
+    assert len(llm.calls) == 1  # the first call (120 tokens) ran; the second was refused
+    assert reply.text == BUDGET_TEXT["user"]
+
+
+async def test_agents_are_exempt_from_the_per_user_budget_but_count_for_everyone(
+    sqlite_db: Database,
+) -> None:
+    ledger = TokenLedger(sqlite_db.sessions)
+    await ledger.add(AGENT, 5_000)
+    llm = PricedLLM()
+    service = SupportService(
+        sqlite_db, llm, budgets(per_user=1_000, everyone=1_000_000), frozenset({AGENT})
+    )
+
+    reply = await service.handle(message("400.1", user=AGENT))
+
+    assert reply.text != BUDGET_TEXT["user"] and llm.calls
+    assert (await ledger.spent(AGENT)).everyone == 5_000 + 120 * len(llm.calls)
+    await ledger.add("U0BIG", 1_000_000)
+    llm.calls.clear()
+    refused = await service.handle(message("400.2", user=AGENT))
+    assert refused.text == BUDGET_TEXT["everyone"] and llm.calls == []
+
+
+async def test_work_without_a_spender_counts_for_everyone_only(sqlite_db: Database) -> None:
+    ledger = TokenLedger(sqlite_db.sessions)
+    llm = BudgetedLLM(PricedLLM(), DailyBudget(ledger, per_user=0, everyone=150))
+    request = LLMRequest("classify_intent", "m", "", "hi", inputs={"message": "hi"})
+
+    await llm.generate(request)  # no spender (the CLI): 120 for everyone, none for a user
+    with spending_as(USER):
+        await llm.generate(request)  # 120 < 150: this call runs and overshoots...
+        with pytest.raises(BudgetExceeded) as refused:
+            await llm.generate(request)  # ...and the next is refused
+
+    assert refused.value.scope == "everyone"
+    spent = await ledger.spent(USER)
+    assert spent.user == 120 and spent.everyone == 240
+
+
+async def test_concurrent_increments_lose_no_count(database: Database) -> None:
+    """Many writers at once, as several processes would be: one atomic upsert each."""
+    ledgers = [TokenLedger(database.sessions) for _ in range(4)]
+
+    await asyncio.gather(*(ledgers[i % 4].add(USER if i % 2 else "U0OTHER", 7) for i in range(40)))
+
+    spent = await ledgers[0].spent(USER)
+    assert spent.user == 20 * 7 and spent.everyone == 40 * 7
