@@ -15,6 +15,7 @@ from bot.errors import SettingsError
 from pipelines.config import LLMSettings
 
 if TYPE_CHECKING:  # storage pulls in SQLAlchemy: not for `supportbot --version`
+    from pipelines.faq.limits import FaqLimits
     from storage.retention import RetentionPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///supportbot.db"
@@ -60,6 +61,10 @@ class Settings(LLMSettings):
     job_retention_days: int = Field(default=30, ge=0)
     trace_retention_days: int = Field(default=90, ge=0)
     turn_retention_days: int = Field(default=0, ge=0)
+    # /faq size for requesters who are not support agents (`pipelines.faq.limits`); agents
+    # get the chain's maximum (50 questions over 400,000 characters).
+    faq_max_questions_customer: int = Field(default=10, ge=1, le=50)
+    faq_max_document_chars_customer: int = Field(default=100_000, ge=1_000, le=400_000)
 
     @field_validator("support_channels", "support_agent_ids", mode="before")
     @classmethod
@@ -74,6 +79,15 @@ class Settings(LLMSettings):
             job_days=self.job_retention_days,
             trace_days=self.trace_retention_days,
             turn_days=self.turn_retention_days,
+        )
+
+    @property
+    def faq_limits(self) -> FaqLimits:
+        from pipelines.faq.limits import FaqLimits
+
+        return FaqLimits(
+            customer_questions=self.faq_max_questions_customer,
+            customer_document_chars=self.faq_max_document_chars_customer,
         )
 
     def require(self, *names: str) -> None:

@@ -10,8 +10,10 @@ import dataclasses
 import pytest
 
 from pipelines.config import LLMSettings
+from pipelines.faq.chain import SourceDocument
+from pipelines.faq.runs import create_faq
 from pipelines.llm.base import LLMRequest, LLMResponse, TokenUsage
-from pipelines.llm.budget import BudgetedLLM, BudgetExceeded, DailyBudget, spending_as
+from pipelines.llm.budget import BudgetedLLM, BudgetExceeded, DailyBudget, Spender, spending_as
 from pipelines.llm.offline import OfflineLLM
 from pipelines.support.contracts import IncomingMessage
 from pipelines.support.service import BUDGET_TEXT, SupportService
@@ -21,6 +23,11 @@ from storage.tickets import TicketStore
 
 USER, AGENT = "U0SPENDER", "U0AGENT"
 QUESTION = "Where is my order? It has been a week."
+POLICY = (
+    "# Returns\n\nReturns are accepted within 30 days of delivery.\n\n"
+    "# Refunds\n\nRefunds reach your card within 5 business days.\n\n"
+    "# Shipping\n\nShipping is free on orders over 50 euros.\n"
+)
 
 
 class PricedLLM:
@@ -145,3 +152,21 @@ async def test_concurrent_increments_lose_no_count(database: Database) -> None:
 
     spent = await ledgers[0].spent(USER)
     assert spent.user == 20 * 7 and spent.everyone == 40 * 7
+
+
+async def test_an_faq_that_spends_the_budget_midway_says_which_questions_were_left_out(
+    sqlite_db: Database,
+) -> None:
+    docs = [SourceDocument("policy.md", POLICY)]
+    llm = PricedLLM()
+
+    run = await create_faq(
+        sqlite_db, llm, budgets(per_user=300), docs, n=3, mode="sequential",
+        spender=Spender(USER),
+    )  # fmt: skip
+
+    # questions (120), answer 1 (240), sources 1 (360, begun under 300); then refused
+    assert llm.calls == ["faq_questions", "faq_answer", "faq_sources"]
+    assert len(run.result.items) == 1 and run.faq_id is not None
+    left_out = [note for note in run.result.notes if note.startswith("left out")]
+    assert len(left_out) == 2 and all("daily token budget" in note for note in left_out)

@@ -13,13 +13,16 @@ modal or stores a job, then acknowledges; the work happens in the `faq_build` jo
   modal for the files of that message, listed rather than asked for; a message without
   files gets a modal saying so. It opens the modal instead of starting at once so the
   number of questions, the mode and the channel can still be chosen.
-- A submission is validated (no files, questions outside 1..50, a channel the requester
-  is not a member of (`bot.faq.access`) -> inline errors via `response_action: errors`), queued with the view id as its dedupe key (a redelivered
+- A submission is validated (no files, questions outside 1..50, more questions than a
+  non-agent may ask or a spent daily token budget (`pipelines.faq.limits`, checked again
+  by the job), a channel the requester is not a member of (`bot.faq.access`) -> inline
+  errors via `response_action: errors`), queued with the view id as its dedupe key (a redelivered
   submission queues nothing new), then the modal is replaced by a short confirmation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +41,7 @@ from bot.faq.modal import (
     HELP_TEXT,
     MODAL_CALLBACK,
     NO_FILES_MODAL_TEXT,
+    QUESTIONS_BLOCK,
     SHORTCUT_CALLBACK,
     faq_modal,
     notice_modal,
@@ -47,6 +51,8 @@ from bot.faq.modal import (
 from bot.faq.state import FaqJobRequest
 from bot.slack_calls import SLACK_CALL_ERRORS
 from bot.worker import JobHandler
+from pipelines.faq.limits import FAQ_BUDGET_TEXT
+from pipelines.llm.budget import DailyBudget, Spender
 
 if TYPE_CHECKING:
     from bot.home.feature import HomeSection
@@ -82,6 +88,18 @@ def message_files(shortcut: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [f for f in files if f.get("id") and f.get("mode") not in UNUSABLE_FILE_MODES]
 
 
+async def submission_refusal(slack: SlackRuntime, questions: int, user_id: str) -> str | None:
+    """Why the modal refuses a submission: too many questions for a non-agent, or the
+    requester's (or everyone's) daily token budget is spent (`pipelines.llm.budget`)."""
+    is_agent = await slack.agents.is_agent(user_id)
+    reason = slack.settings.faq_limits.questions_refusal(questions, is_agent)
+    if reason is None:
+        budget = DailyBudget.from_settings(slack.core.db.sessions, slack.settings)
+        scope = await budget.refusal(Spender(user_id, is_agent))
+        reason = None if scope is None else FAQ_BUDGET_TEXT[scope]
+    return None if reason is None else reason[0].upper() + reason[1:]
+
+
 class FaqFeature:
     """The `bot.wiring.Feature` of /faq."""
 
@@ -98,6 +116,7 @@ class FaqFeature:
             api_url=slack.settings.slack_api_url,
             progress_interval=self.progress_interval,
             is_agent=slack.agents.is_agent,
+            limits=slack.settings.faq_limits,
         )
         return {FAQ_JOB: job}
 
@@ -149,9 +168,15 @@ class FaqFeature:
                 return
             user_id = str((body.get("user") or {}).get("id") or "")
             # Only where the requester is a member (`bot.faq.access`; the job checks fully).
-            refusal = await quick_refusal(slack.client, submission.channel_id, user_id)
+            refusal, too_large = await asyncio.gather(
+                quick_refusal(slack.client, submission.channel_id, user_id),
+                submission_refusal(slack, submission.questions, user_id),
+            )
             if refusal is not None:
                 await ack(response_action="errors", errors={CHANNEL_BLOCK: refusal})
+                return
+            if too_large is not None:  # the job checks again and decides
+                await ack(response_action="errors", errors={QUESTIONS_BLOCK: too_large})
                 return
             team_id = str((body.get("team") or {}).get("id") or "")
             view_id = str(view.get("id") or body.get("trigger_id") or "")

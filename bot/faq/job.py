@@ -46,9 +46,11 @@ from bot.slack_calls import Mrkdwn, SlackCalls, slack_error
 from bot.worker import JobFailed
 from pipelines.config import LLMSettings
 from pipelines.faq.chain import FaqItem, FaqResult, faq_markdown
+from pipelines.faq.limits import FAQ_BUDGET_TEXT, FaqLimits
 from pipelines.faq.runs import create_faq, faq_pending, stored_faq_items
 from pipelines.llm import LLMUnavailable
 from pipelines.llm.base import LLM
+from pipelines.llm.budget import BudgetExceeded, DailyBudget, Spender
 from pipelines.log_context import bind
 from storage.db import Database
 from storage.queue import LeasedJob
@@ -73,8 +75,11 @@ class FaqJob:
         api_url: str,
         progress_interval: float = 1.5,
         is_agent: Callable[[str], Awaitable[bool]] | None = None,
+        limits: FaqLimits | None = None,
     ) -> None:
         self._client = client
+        self._limits = limits or FaqLimits()  # the job decides: a submission can be forged
+        self._budget = DailyBudget.from_settings(db.sessions, settings)
         self._is_agent = is_agent  # an agent's FAQ is knowledge at once; others' wait
         self._slack = SlackCalls(client, notify_on=CHANNEL_ERRORS)
         self._db = db
@@ -131,6 +136,11 @@ class FaqJob:
         self, job: LeasedJob, request: FaqJobRequest, point: Checkpoint, just_sent: Page | None
     ) -> None:
         """Fetch the files and run the chain (which stores the FAQ), showing progress."""
+        spender = Spender(request.user_id, await self._requested_by_agent(request))
+        if refusal := await self._refusal(request, spender):
+            point.failure = refusal  # too large for the requester, or the budget is spent
+            await self._save(job, point)
+            return
         ts = point.progress_ts
         reporter = ProgressReporter(
             lambda page: self._edit(request.channel_id, ts, page, job.id),
@@ -173,12 +183,18 @@ class FaqJob:
                 channel_id=request.channel_id,
                 title=point.title,
                 request_key=job.dedupe_key,
-                approved=bool(self._is_agent and await self._is_agent(request.user_id)),
+                approved=spender.exempt,  # an agent's
+                document_chars=self._limits.document_chars(spender.exempt),
+                spender=spender,
             )
         except TransientDownloadError as exc:
             raise JobFailed(f"download failed: {exc}") from exc
         except LLMUnavailable as exc:
             raise JobFailed(f"LLM unavailable: {exc}") from exc
+        except BudgetExceeded as exc:  # spent before the first step (later ones: notes)
+            point.failure = FAQ_BUDGET_TEXT[exc.scope]
+            await self._save(job, point)
+            return
         finally:
             await reporter.stop()
         point.faq_id, point.run_id = run.faq_id, run.run_id
@@ -247,6 +263,17 @@ class FaqJob:
                 thread_ts=point.progress_ts,
                 best_effort=True,
             )
+
+    async def _requested_by_agent(self, request: FaqJobRequest) -> bool:
+        return bool(self._is_agent and await self._is_agent(request.user_id))
+
+    async def _refusal(self, request: FaqJobRequest, spender: Spender) -> str | None:
+        """Why this FAQ is not built: more questions than the role allows, or no budget."""
+        too_many = self._limits.questions_refusal(request.questions, spender.exempt)
+        if too_many is not None:
+            return too_many
+        scope = await self._budget.refusal(spender)
+        return None if scope is None else FAQ_BUDGET_TEXT[scope]
 
     # --- Slack and the database -------------------------------------------------------
 

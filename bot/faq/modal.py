@@ -37,7 +37,7 @@ MODES: dict[str, str] = {
 HELP_TEXT = (
     "*/faq* turns documents into a cited FAQ.\n"
     "• `/faq` opens a form: attach up to 10 files (txt, md, html, pdf, docx, csv, json; "
-    "10 MB each), choose the number of questions (1–50, default 10), the mode and the "
+    "10 MB each), choose the number of questions (default 10; up to 50 for support agents), the mode and the "
     "channel to post in (default: this one).\n"
     "• `/faq 20` does the same with 20 questions preselected.\n"
     "• On a message with files, the message shortcut *Make an FAQ from these files* "

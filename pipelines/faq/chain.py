@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from pipelines.faq import MAX_QUESTIONS
+from pipelines.llm.budget import BudgetExceeded
 from pipelines.prompts import FAQ_ANSWER, FAQ_QUESTIONS, FAQ_SOURCES, fence
 from pipelines.steps import PipelineContext, StepFailed, watch_list
 from pipelines.support.schemas import FaqAnswer, QuestionList, SourceList
@@ -141,14 +142,16 @@ async def build_faq(
     progress: Progress | None = None,
     *,
     stream: bool = True,
+    document_chars: int = DOCUMENT_BUDGET_CHARS,
 ) -> FaqResult:
     """Run the chain; `progress(stage, done, total)` is awaited as questions complete.
 
     `stream=False` waits for the whole question list in parallel mode too (benchmarks
     compare both); sequential mode never streams, as nothing could start early.
+    `document_chars` caps all documents together (smaller for non-agents, `limits`).
     """
     n = max(1, min(n, MAX_QUESTIONS))
-    fitted, notes = fit_to_budget(docs)
+    fitted, notes = fit_to_budget(docs, document_chars)
     chain = FaqChain(ctx, fitted)
     answering = _Answering(chain, notes, progress, total=n)
     if progress:
@@ -187,6 +190,9 @@ class _Answering:
             outcome: Outcome = await self.chain.answer_with_sources(question)
         except StepFailed as exc:
             self.notes.append(f"skipped '{question[:80]}': {exc}")
+            outcome = None
+        except BudgetExceeded:  # spent while the FAQ was built: the rest is left out
+            self.notes.append(f"left out '{question[:80]}': the daily token budget is spent")
             outcome = None
         self.done += 1
         if self.progress:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from pipelines.config import LLMSettings
-from pipelines.faq.chain import FaqItem, FaqResult, Mode, Progress, SourceDocument, build_faq
+from pipelines.faq.chain import (
+    DOCUMENT_BUDGET_CHARS,
+    FaqItem,
+    FaqResult,
+    Mode,
+    Progress,
+    SourceDocument,
+    build_faq,
+)
 from pipelines.llm.base import LLM
+from pipelines.llm.budget import DailyBudget, Spender, budgeted, spending_as
 from pipelines.steps import PipelineContext, Trace
 from pipelines.tracing import TraceRecorder
 from storage.db import Database
@@ -41,11 +51,15 @@ async def create_faq(
     title: str = "FAQ",
     request_key: str | None = None,
     approved: bool = False,
+    document_chars: int = DOCUMENT_BUDGET_CHARS,
+    spender: Spender | None = None,
 ) -> FaqRun:
     """Build the FAQ with a saved trace; store it (and its documents) when it has entries.
 
     With a `request_key` (e.g. the /faq job's key), a request whose FAQ is already stored
     (a retry after a crash) gets that FAQ back instead of building and storing another.
+    Every call is charged to the daily token budgets (`pipelines.llm.budget`): to
+    `spender` (the requester), else to the one the caller set, else to everyone's alone.
     """
     if request_key is not None and (done := await find_faq(db.sessions, request_key)):
         items = [FaqItem(question=e.question, answer=e.answer, sources=list(e.sources))
@@ -53,8 +67,11 @@ async def create_faq(
         return FaqRun(result=FaqResult(items=items), run_id=done.run_id or "", faq_id=done.id)
     trace = Trace("faq", {"documents": [d.title for d in docs], "n": n, "mode": mode}, created_by)
     traces = TraceRecorder(db.sessions)
+    budget = DailyBudget.from_settings(db.sessions, settings)
+    ctx = PipelineContext(budgeted(llm, budget), settings, trace)
     try:
-        result = await build_faq(PipelineContext(llm, settings, trace), docs, n, mode, progress)
+        with spending_as(spender.user_id, exempt=spender.exempt) if spender else nullcontext():
+            result = await build_faq(ctx, docs, n, mode, progress, document_chars=document_chars)
     except Exception as exc:
         await traces.save(trace, status="error", error=f"{type(exc).__name__}: {exc}")
         raise

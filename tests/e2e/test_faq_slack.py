@@ -457,7 +457,8 @@ async def test_a_redelivered_submission_and_a_retried_job_build_one_faq(
         for n in range(1, 46)
     )
     files = [fake_slack.host_file("gadgets.md", facts.encode(), "text/markdown")]
-    settings = make_settings(fake_slack.api_url, database_url)
+    # 40 questions: more than a customer's default limit (tests/e2e/test_faq_limits.py)
+    settings = make_settings(fake_slack.api_url, database_url, faq_max_questions_customer=50)
     async with run_bot_server(settings, features=[FaqFeature(progress_interval=INTERVAL)]) as bot:
         view = await open_modal(bot, fake_slack)
         payload = submission(view, view_id="V0ONCE", files=files, questions="40")
