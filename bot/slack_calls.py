@@ -34,7 +34,7 @@ got that far.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
@@ -69,6 +69,7 @@ SLACK_CALL_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 MAX_PAGES = 10  # of a thread or of a channel's history, when looking for a tagged message
 PAGE_SIZE = 200
+MEMBERS_PAGE_SIZE = 1000  # conversations.members allows up to 1000 a page
 
 
 # --- classifying failures ---------------------------------------------------------------
@@ -317,6 +318,22 @@ class SlackCalls:
         )
 
 
+async def member_pages(
+    client: AsyncWebClient, channel: str, *, max_pages: int
+) -> AsyncIterator[tuple[list[str], bool]]:
+    """A channel's members (`conversations.members`), a page at a time, each with whether
+    more follow; at most `max_pages`. Slack's errors are left to the caller."""
+    cursor: str | None = None
+    for _ in range(max_pages):
+        response = await client.conversations_members(
+            channel=channel, limit=MEMBERS_PAGE_SIZE, cursor=cursor
+        )
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        yield [str(member) for member in response.get("members") or []], cursor is not None
+        if cursor is None:
+            return
+
+
 __all__ = [
     "BLOCK_ERRORS",
     "FATAL_SLACK_ERRORS",
@@ -330,6 +347,7 @@ __all__ = [
     "TaggedMessage",
     "call",
     "job_tag",
+    "member_pages",
     "message_text",
     "slack_error",
     "slack_status",

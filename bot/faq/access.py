@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_calls import SLACK_CALL_ERRORS, slack_error
+from bot.slack_calls import SLACK_CALL_ERRORS, member_pages, slack_error
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 1000
 QUICK_CHECK_SECONDS = 1.0  # the submission is acknowledged within Slack's 3 s
 QUICK_CHECK_PAGES = 1
 JOB_CHECK_PAGES = 200  # 200,000 members: beyond that the job refuses rather than guess
@@ -66,17 +65,12 @@ async def requester_membership(
     """Whether `user` is a member of `channel`; Slack's errors are left to the caller."""
     if is_own_conversation(channel, user):
         return Membership(member=True)
-    cursor: str | None = None
-    for _ in range(max_pages):
-        response = await client.conversations_members(
-            channel=channel, limit=PAGE_SIZE, cursor=cursor
-        )
-        if user in (response.get("members") or []):
+    more = False  # pages left unread when `max_pages` ran out
+    async for page, has_more in member_pages(client, channel, max_pages=max_pages):
+        if user in page:
             return Membership(member=True)
-        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-        if not cursor:
-            return Membership(member=False)
-    return Membership(member=False, complete=False)
+        more = has_more
+    return Membership(member=False, complete=not more)
 
 
 async def quick_refusal(client: AsyncWebClient, channel: str, user: str) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_calls import SLACK_CALL_ERRORS, slack_error
+from bot.slack_calls import SLACK_CALL_ERRORS, member_pages, slack_error
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +123,8 @@ class AgentDirectory:
 
     async def _fetch(self) -> frozenset[str]:
         members: set[str] = set()
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            response = await self._client.conversations_members(
-                channel=self._channel or "", limit=1000, cursor=cursor
-            )
-            members.update(str(member) for member in response.get("members") or [])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
+        async for page, _ in member_pages(self._client, self._channel or "", max_pages=MAX_PAGES):
+            members.update(page)
         return frozenset(members)
 
     async def check_triage_channel(self) -> str | None:
