@@ -1,10 +1,17 @@
-"""What a button click says, read once from Bolt's `body` and `action` payloads."""
+"""What a button click says (read once from Bolt's `body` and `action`), and how a
+listener tells the person who clicked that it was refused."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,4 +31,23 @@ class Click:
         )
 
 
-__all__ = ["Click"]
+async def tell(
+    client: AsyncWebClient, user: str, text: str, *, channel: str = "", within_s: float = 1.0
+) -> None:
+    """Tell one person something: ephemeral in `channel`, by DM without one (App Home).
+
+    Best effort and bounded in time: listeners run before Slack's 3 s response.
+    """
+    if not user:
+        return
+    try:
+        async with asyncio.timeout(within_s):
+            if channel:
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            else:
+                await client.chat_postMessage(channel=user, text=text)
+    except Exception as exc:
+        logger.info("could not tell %s: %s", user, exc)
+
+
+__all__ = ["Click", "tell"]

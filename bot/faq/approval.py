@@ -15,7 +15,6 @@ one Slack call, within the 3 s the listener has).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import Block, actions, button, context, divider, escape, header, section
 from bot.home.feature import HomeFeature, HomeViewer
-from bot.interactions import Click
+from bot.interactions import Click, tell
 from storage.db import Database
 from storage.faqs import APPROVED, DISCARDED, Decision, PendingFaq, pending_faqs, review_faq
 
@@ -104,7 +103,13 @@ class FaqReview:
         if not click.user or decision is None:
             return
         if not await self._slack.agents.is_agent(click.user):
-            await self._refuse(click, NOT_AN_AGENT_TEXT)
+            await tell(
+                self._slack.client,
+                click.user,
+                NOT_AN_AGENT_TEXT,
+                channel=click.channel,  # none in App Home: then by DM
+                within_s=NOTICE_TIMEOUT_SECONDS,
+            )
             return
         if not click.value.isdigit():
             return
@@ -117,20 +122,6 @@ class FaqReview:
         for feature in self._slack.features:
             if isinstance(feature, HomeFeature):
                 await feature.publish_home(click.user, team)
-
-    async def _refuse(self, click: Click, text: str) -> None:
-        """Ephemeral in a channel; by DM from App Home (best effort, bounded in time)."""
-        client = self._slack.client
-        try:
-            async with asyncio.timeout(NOTICE_TIMEOUT_SECONDS):
-                if click.channel:
-                    await client.chat_postEphemeral(
-                        channel=click.channel, user=click.user, text=text
-                    )
-                else:
-                    await client.chat_postMessage(channel=click.user, text=text)
-        except Exception as exc:
-            logger.info("could not tell %s that FAQ review is for agents: %s", click.user, exc)
 
 
 __all__ = ["APPROVE_ACTION", "DISCARD_ACTION", "FaqReview", "PendingFaqSection"]

@@ -58,7 +58,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.blocks import escape
 from bot.home.feature import HomeSection
 from bot.home.views import View
-from bot.interactions import Click
+from bot.interactions import Click, tell
 from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.messages.reply_job import SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
@@ -296,14 +296,11 @@ class TriageFeature:
         return trace_modal(ticket.number, runs)
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
-        """Tell one person something in `channel` (best effort, bounded in time)."""
-        if not channel or not user:
-            return
-        try:
-            async with asyncio.timeout(EPHEMERAL_TIMEOUT_SECONDS):
-                await self.slack.client.chat_postEphemeral(channel=channel, user=user, text=text)
-        except Exception as exc:
-            logger.info("could not post an ephemeral message to %s: %s", user, exc)
+        """Tell one person something in `channel` (the card's channel; nothing without)."""
+        if channel:
+            await tell(
+                self.slack.client, user, text, channel=channel, within_s=EPHEMERAL_TIMEOUT_SECONDS
+            )
 
     # --- helpers ------------------------------------------------------------------------
 
