@@ -20,6 +20,7 @@ from pipelines.support.service import BUDGET_TEXT, SupportService
 from storage.budgets import TokenLedger
 from storage.db import Database
 from storage.tickets import TicketStore
+from tests.incoming import incoming
 
 USER, AGENT = "U0SPENDER", "U0AGENT"
 QUESTION = "Where is my order? It has been a week."
@@ -47,15 +48,7 @@ class PricedLLM:
 
 
 def message(ts: str, user: str = USER, text: str = QUESTION) -> IncomingMessage:
-    return IncomingMessage(
-        request_id=f"evt-{ts}",
-        team_id="T1",
-        channel_id="D1",
-        thread_ts=ts,
-        message_ts=ts,
-        user_id=user,
-        text=text,
-    )
+    return incoming(text, ts, user=user)
 
 
 def budgets(per_user: int, everyone: int = 0) -> LLMSettings:

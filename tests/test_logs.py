@@ -39,6 +39,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from tests.fakes.fake_slack import FakeSlack
+from tests.incoming import incoming
 from tests.slack_signing import dm_event, encode, event_callback, signed_headers
 
 pipeline_logger = logging.getLogger("pipelines.fake")
@@ -81,15 +82,7 @@ async def queue(sqlite_db: Database) -> AsyncIterator[JobQueue]:
 
 
 def message(text: str, ts: str, user: str = "U0LOGS") -> IncomingMessage:
-    return IncomingMessage(
-        request_id=f"evt-{ts}",
-        team_id="T1",
-        channel_id="D1",
-        thread_ts=ts,
-        message_ts=ts,
-        user_id=user,
-        text=text,
-    )
+    return incoming(text, ts, user=user)
 
 
 class ServiceJobs:

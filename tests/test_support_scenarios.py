@@ -22,6 +22,7 @@ from storage.models import BillingCase, ReturnAuthorization
 from storage.traces import TraceStore
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_scripts import by_step, user_text
+from tests.incoming import incoming
 from tests.scripted_llm import ScriptedLLM
 
 USER = "U0SCENARIO"
@@ -33,15 +34,7 @@ def db(sqlite_db: Database) -> Database:
 
 
 def message(text: str, ts: str, thread: str = "1000.0001", user: str = USER) -> IncomingMessage:
-    return IncomingMessage(
-        request_id=f"evt-{ts}",
-        team_id="T1",
-        channel_id="D1",
-        thread_ts=thread,
-        message_ts=ts,
-        user_id=user,
-        text=text,
-    )
+    return incoming(text, ts, user=user, thread=thread)
 
 
 async def ids_for(db: Database, user: str = USER) -> tuple[list[str], list[str], list[str]]:
