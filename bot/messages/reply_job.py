@@ -141,14 +141,14 @@ class SlackReplyJob:
         message = IncomingMessage.model_validate(job.payload["message"])
         if await self.find_posted(message, job.id) is not None:
             return
-        flagged = await self._flag_ticket(message, error)
+        ticket_number, flagged = await self._flag_ticket(message, error)
         if flagged is not None:  # the card first: the post below may fail too
             await self._notify(flagged, TICKET_ESCALATED)
         await self._slack.post(
             message.channel_id,
             FOLLOW_UP_TEXT,
             thread_ts=message.thread_ts,
-            blocks=follow_up_blocks(await self._ticket_number(message)),
+            blocks=follow_up_blocks(ticket_number),
             metadata=job_tag(REPLY_EVENT_TYPE, job.id).metadata(follow_up=True),
         )
         REPLIES_POSTED.labels(kind="follow_up").inc()
@@ -233,26 +233,23 @@ class SlackReplyJob:
             best_effort=True,
         )
 
-    async def _flag_ticket(self, message: IncomingMessage, error: str) -> TicketSnapshot | None:
-        """Escalate the ticket (repeated failure); its snapshot if it was escalated now.
-
-        A ticket a person already has (escalated or claimed) is left as it is.
-        """
+    async def _flag_ticket(
+        self, message: IncomingMessage, error: str
+    ) -> tuple[str | None, TicketSnapshot | None]:
+        """Escalate the ticket (repeated failure): (its number, its snapshot if it was
+        escalated now). A ticket a person already has is left as it is."""
         if self._tickets is None:
-            return None
+            return None, None
         try:
             ticket = await self._find_ticket(message)
             if ticket is None:
-                return None
+                return None, None
             change = await self._tickets.escalate(ticket.id, f"the bot could not answer: {error}")
-            return change.ticket.snapshot() if change.ok and change.ticket else None
+            escalated = change.ticket.snapshot() if change.ok and change.ticket else None
+            return ticket.ticket_number, escalated
         except Exception as exc:
             logger.warning("could not flag the ticket: %s", exc)
-            return None
-
-    async def _ticket_number(self, message: IncomingMessage) -> str | None:
-        ticket = await self._find_ticket(message)
-        return ticket.ticket_number if ticket is not None else None
+            return None, None
 
     async def _find_ticket(self, message: IncomingMessage) -> Ticket | None:
         """The thread's ticket, for cosmetic decisions only (a failure reads as None)."""
