@@ -19,10 +19,11 @@ CLI, evals) counts towards everyone's budget only.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pipelines.config import LLMSettings
@@ -58,15 +59,20 @@ class Spender:
 
     user_id: str
     exempt: bool = False
+    # When the work began: the rate limiter serves older work first when the quota is tight.
+    since: float = field(default_factory=time.monotonic, compare=False)
 
 
 _SPENDER: ContextVar[Spender | None] = ContextVar("llm_spender", default=None)
 
 
 @contextmanager
-def spending_as(user_id: str, *, exempt: bool = False) -> Iterator[Spender]:
-    """Charge the LLM calls inside the block (and in tasks started there) to `user_id`."""
-    spender = Spender(user_id, exempt)
+def spending_as(
+    user_id: str, *, exempt: bool = False, since: float | None = None
+) -> Iterator[Spender]:
+    """Charge the LLM calls inside the block (and in tasks started there) to `user_id`;
+    `since` (monotonic) dates the work for the rate limiter's order, default now."""
+    spender = Spender(user_id, exempt) if since is None else Spender(user_id, exempt, since)
     token = _SPENDER.set(spender)
     try:
         yield spender

@@ -6,25 +6,80 @@ or keeps its bucket small and spreads the budget evenly, so a burst of customers
 for tokens the quota would have allowed. A moving window (`limits`, a maintained library)
 admits a burst of up to `rpm` at once and never more in any window.
 
-Waiters leave in arrival order (`asyncio.Lock` is FIFO), so when the budget is spent the
-oldest request goes first, and each waits only as long as the window requires. Our window
-only counts this process's calls: when the provider answers 429 with a RetryInfo delay
-(another process, a restart in the middle of a busy minute, a quota smaller than LLM_RPM),
-`hold` stops every new call for that long, and for the next window admits calls one at a
-time at the sustained rate (rpm / 60 per second) instead of in bursts, since the
-provider's window is evidently full and frees one slot at a time.
+When the budget is spent, who goes next is decided by `FairOrder`, not by call arrival:
+- a user who already had a fair share of the recent budget (two windows' limit over the
+  users active in them) waits behind everyone else, so one big `/faq` or one noisy
+  customer cannot take the whole shared quota;
+- otherwise the oldest piece of work goes first (the time its `spending_as` block began,
+  i.e. its message or /faq job), so a conversation's next call is not queued behind the
+  first calls of conversations that arrived after it: answers come out in arrival order.
+
+Our window only counts this process's calls: when the provider answers 429 with a
+RetryInfo delay (another process, a restart in the middle of a busy minute, a quota
+smaller than LLM_RPM), `hold` stops every new call for that long, and for the next window
+admits calls one at a time at the sustained rate (rpm / 60 per second) instead of in
+bursts, since the provider's window is evidently full and frees one slot at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from pipelines.llm.budget import current_spender
+
 WINDOW_SECONDS = 60
+_ORDER = itertools.count()
+
+
+@dataclass(eq=False)
+class _Waiter:
+    user: str
+    since: float  # when the caller's piece of work began (monotonic)
+    seq: int = field(default_factory=lambda: next(_ORDER))
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FairOrder:
+    """Per-user admissions over the last two windows, and which waiter is served next.
+
+    Two windows, not one: a slot frees exactly when old admissions leave the window, so
+    counting only the current window would forget a heavy user's calls at the very moment
+    the next call is chosen. A user's share is two windows' budget over the active users.
+    """
+
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self.limit = 2 * limit
+        self.window_seconds = 2 * window_seconds
+        self._admitted: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def record(self, user: str, now: float) -> None:
+        self._admitted[user].append(now)
+
+    def _count(self, user: str, now: float) -> int:
+        times = self._admitted.get(user)
+        if times is None:
+            return 0
+        while times and times[0] <= now - self.window_seconds:
+            times.popleft()
+        if not times:
+            del self._admitted[user]
+        return len(times)
+
+    def next_waiter(self, waiters: list[_Waiter], now: float) -> _Waiter:
+        """Under-share users first, then the oldest work, then the first to ask."""
+        counts = {w.user: self._count(w.user, now) for w in waiters}
+        active = {u for u in list(self._admitted) if self._count(u, now)} | set(counts)
+        share = max(1, self.limit // max(1, len(active)))
+        return min(waiters, key=lambda w: (counts[w.user] >= share, w.since, w.seq))
 
 
 class SlidingWindowLimiter:
@@ -35,12 +90,17 @@ class SlidingWindowLimiter:
         self.window_seconds = window_seconds
         self._item: RateLimitItem = RateLimitItemPerSecond(self.limit, window_seconds)
         self._window = MovingWindowRateLimiter(MemoryStorage())
-        self._turn = asyncio.Lock()
+        self._fair = FairOrder(self.limit, window_seconds)
+        self._waiters: list[_Waiter] = []
         self._held_until = 0.0  # time.monotonic()
         self._paced_until = 0.0  # after a 429: one call per `_spacing` until then
         self._spacing = window_seconds / self.limit
         self._last_admitted = 0.0
-        self.waiting = 0  # callers queued behind a spent budget, for a status or a metric
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued behind a spent budget, for a status or a metric."""
+        return len(self._waiters)
 
     def hold(self, seconds: float) -> None:
         """Admit nothing for `seconds` (the provider said so with a 429), then pace calls
@@ -50,24 +110,51 @@ class SlidingWindowLimiter:
         self._paced_until = self._held_until + self.window_seconds
 
     async def acquire(self) -> None:
-        self.waiting += 1
+        spender = current_spender()
+        user = spender.user_id if spender else ""
+        if not self._waiters and self._delay(time.monotonic()) <= 0 and await self._admit(user):
+            return  # the common case: nobody queued, room in the window
+        me = _Waiter(user, spender.since if spender else time.monotonic())
+        self._waiters.append(me)
         try:
-            async with self._turn:
-                while True:
-                    now = time.monotonic()
-                    held = self._held_until - now
-                    if now < self._paced_until:
-                        held = max(held, self._last_admitted + self._spacing - now)
-                    if held > 0:
-                        await asyncio.sleep(held)
-                    elif await self._window.hit(self._item, "llm"):
-                        self._last_admitted = time.monotonic()
+            while True:
+                me.wake.clear()
+                now = time.monotonic()
+                if self._fair.next_waiter(self._waiters, now) is not me:
+                    # Shares shift as the window slides: whoever is next now may be asleep.
+                    self._notify()
+                    await me.wake.wait()
+                    continue
+                wait = self._delay(now)
+                if wait <= 0:
+                    if await self._admit(user):
                         return
-                    else:
-                        stats = await self._window.get_window_stats(self._item, "llm")
-                        await asyncio.sleep(max(0.001, stats.reset_time - time.time()))
+                    stats = await self._window.get_window_stats(self._item, "llm")
+                    wait = max(0.001, stats.reset_time - time.time())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(me.wake.wait(), wait)
         finally:
-            self.waiting -= 1
+            self._waiters.remove(me)
+            self._notify()
+
+    def _delay(self, now: float) -> float:
+        """How long a 429's hold (and the pacing after it) still keeps every call back."""
+        held = self._held_until - now
+        if now < self._paced_until:
+            held = max(held, self._last_admitted + self._spacing - now)
+        return held
+
+    async def _admit(self, user: str) -> bool:
+        if not await self._window.hit(self._item, "llm"):
+            return False
+        self._last_admitted = now = time.monotonic()
+        self._fair.record(user, now)
+        return True
+
+    def _notify(self) -> None:
+        """Wake the waiter that is next now (one left, or the shares shifted)."""
+        if self._waiters:
+            self._fair.next_waiter(self._waiters, time.monotonic()).wake.set()
 
 
 def build_rate_limiter(rpm: int, window_seconds: int = WINDOW_SECONDS) -> SlidingWindowLimiter:
@@ -75,4 +162,4 @@ def build_rate_limiter(rpm: int, window_seconds: int = WINDOW_SECONDS) -> Slidin
     return SlidingWindowLimiter(rpm, window_seconds)
 
 
-__all__ = ["WINDOW_SECONDS", "SlidingWindowLimiter", "build_rate_limiter"]
+__all__ = ["WINDOW_SECONDS", "FairOrder", "SlidingWindowLimiter", "build_rate_limiter"]
