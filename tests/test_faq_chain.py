@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from pipelines.config import LLMSettings
-from pipelines.faq.chain import SourceDocument, build_faq, documents_block, faq_markdown
-from pipelines.llm.base import LLMRequest
+from pipelines.faq.chain import (
+    ChainState,
+    SourceDocument,
+    build_faq,
+    documents_block,
+    faq_markdown,
+)
+from pipelines.llm.base import LLMRequest, LLMUnavailable
 from pipelines.steps import PipelineContext, StepFailed, Trace
 from tests.scripted_llm import ScriptedLLM, StreamingScriptedLLM
 
@@ -185,3 +191,54 @@ async def test_a_questions_step_that_fails_cancels_the_chains_it_already_started
     assert ("end", "faq_answer") not in llm.timeline  # cancelled, not left running
     assert "faq_sources" not in llm.steps()
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_a_resumed_chain_asks_only_what_the_interrupted_one_left_open() -> None:
+    """The provider fails after some answers (a job timeout or an outage); the saved state
+    lets the retry skip the question list and every finished answer."""
+    saved: list[ChainState] = []
+
+    async def save(state: ChainState) -> None:
+        saved.append(state.model_copy(deep=True))
+
+    answers = 0
+
+    def answer_until_outage(request: LLMRequest) -> Any:
+        nonlocal answers
+        answers += 1
+        if answers == 4:
+            return LLMUnavailable("provider down")
+        return {"answer": f"Answer to {request.inputs['question']}"}
+
+    first = scripted(6)
+    first.scripts["faq_answer"] = answer_until_outage
+    with pytest.raises(LLMUnavailable):
+        await build_faq(ctx_for(first), DOCS, 6, "sequential", save_state=save)
+    state = saved[-1]
+    assert state.questions == [f"Question {i}?" for i in range(6)]
+    assert sorted(state.answered) == ["Question 0?", "Question 1?", "Question 2?"]
+
+    second = scripted(6)
+    result = await build_faq(ctx_for(second), DOCS, 6, "sequential", resume=state)
+    assert [item.question for item in result.items] == state.questions  # in list order
+    assert "faq_questions" not in second.steps()
+    assert [c.inputs["question"] for c in second.calls if c.step == "faq_answer"] == [
+        "Question 3?",
+        "Question 4?",
+        "Question 5?",
+    ]
+
+
+async def test_a_parallel_chain_saves_each_answer_and_resumes_from_them() -> None:
+    saved: list[ChainState] = []
+
+    async def save(state: ChainState) -> None:
+        saved.append(state.model_copy(deep=True))
+
+    await build_faq(ctx_for(scripted(5)), DOCS, 5, "parallel", save_state=save)
+    assert len(saved) == 1 + 5  # the question list, then one save per answer
+    assert [len(s.answered) for s in saved] == [0, 1, 2, 3, 4, 5]
+
+    again = scripted(5)
+    result = await build_faq(ctx_for(again), DOCS, 5, "parallel", resume=saved[-1])
+    assert len(result.items) == 5 and again.calls == []  # all of it was finished

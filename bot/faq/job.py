@@ -21,6 +21,7 @@ holds up the chain; the final edit is always sent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ from bot.faq.views import Page, Progress, failure_page, faq_pages, progress_page
 from bot.slack_calls import Mrkdwn, SlackCalls, slack_error
 from bot.worker import JobFailed
 from pipelines.config import LLMSettings
-from pipelines.faq.chain import FaqItem, FaqResult, faq_markdown
+from pipelines.faq.chain import ChainState, FaqItem, FaqResult, faq_markdown
 from pipelines.faq.limits import FAQ_BUDGET_TEXT, FaqLimits
 from pipelines.faq.runs import create_faq, faq_pending, stored_faq_items
 from pipelines.llm import LLMUnavailable
@@ -186,6 +187,8 @@ class FaqJob:
                 approved=spender.exempt,  # an agent's
                 document_chars=self._limits.document_chars(spender.exempt),
                 spender=spender,
+                resume=point.chain,
+                save_state=self._chain_saver(job, point),
             )
         except TransientDownloadError as exc:
             raise JobFailed(f"download failed: {exc}") from exc
@@ -198,6 +201,7 @@ class FaqJob:
         finally:
             await reporter.stop()
         point.faq_id, point.run_id = run.faq_id, run.run_id
+        point.chain = None  # the stored FAQ is what a retry reuses now
         bind(run_id=run.run_id, faq_id=run.faq_id)  # on the job's later log lines
         point.notes += run.result.notes
         if run.faq_id is None:
@@ -320,6 +324,20 @@ class FaqJob:
         oldest = str(job.payload.get("enqueued_at") or "0")
         tag = page_tag(job.id, page=0)
         return await self._slack.find_posted(channel, tag, oldest=oldest, best_effort=True)
+
+    def _chain_saver(
+        self, job: LeasedJob, point: Checkpoint
+    ) -> Callable[[ChainState], Awaitable[None]]:
+        """Save the chain's progress in the job's row, one write at a time (answers finish
+        concurrently; each write carries everything finished so far)."""
+        turn = asyncio.Lock()
+
+        async def save(state: ChainState) -> None:
+            async with turn:
+                point.chain = state
+                await self._save(job, point)
+
+        return save
 
     async def _save(self, job: LeasedJob, point: Checkpoint) -> None:
         await save_checkpoint(self._db, job, point)

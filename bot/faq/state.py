@@ -26,7 +26,7 @@ from bot.faq.modal import FileRef
 from bot.faq.views import Page
 from bot.slack_calls import MessageTag, job_tag
 from bot.worker import JobFailed
-from pipelines.faq.chain import Mode
+from pipelines.faq.chain import ChainState, Mode
 from storage.db import Database
 from storage.queue import JobQueue, LeasedJob
 
@@ -58,6 +58,7 @@ class Checkpoint(BaseModel):
     pages_posted: int = 0  # thread pages after the first
     uploaded: bool = False
     done: bool = False
+    chain: ChainState | None = None  # the chain's own progress: a retry asks only the rest
 
 
 async def save_checkpoint(db: Database, job: LeasedJob, point: Checkpoint) -> None:

@@ -7,6 +7,9 @@ Parallel mode also streams the questions call: a question's chain starts as soon
 string is complete in the partial answer, so the first answers are under way while the
 model is still writing the list, and the requests are not all built at the same moment.
 Cited titles are checked against the given documents: an invented title is dropped.
+`ChainState` is what an attempt finished (the question list, each answered question); a
+caller that saves it (the /faq job, in its row) hands it back to a retry, which then asks
+only what is still open instead of starting the whole chain again.
 The document block comes first in every prompt so the provider's prefix cache applies.
 """
 
@@ -40,6 +43,21 @@ class FaqItem(BaseModel):
     question: str
     answer: str
     sources: list[str]
+
+
+class Answered(BaseModel):
+    item: FaqItem
+    invented: list[str] = []  # cited titles that were dropped
+
+
+class ChainState(BaseModel):
+    """What attempts of one FAQ have finished; a retry resumes from it."""
+
+    questions: list[str] | None = None
+    answered: dict[str, Answered] = {}
+
+
+SaveState = Callable[[ChainState], Awaitable[None]]
 
 
 @dataclass
@@ -143,23 +161,28 @@ async def build_faq(
     *,
     stream: bool = True,
     document_chars: int = DOCUMENT_BUDGET_CHARS,
+    resume: ChainState | None = None,
+    save_state: SaveState | None = None,
 ) -> FaqResult:
     """Run the chain; `progress(stage, done, total)` is awaited as questions complete.
 
     `stream=False` waits for the whole question list in parallel mode too (benchmarks
     compare both); sequential mode never streams, as nothing could start early.
     `document_chars` caps all documents together (smaller for non-agents, `limits`).
+    `save_state(state)` is awaited after the question list and after each answer; a later
+    call with `resume=state` skips what that state holds.
     """
     n = max(1, min(n, MAX_QUESTIONS))
     fitted, notes = fit_to_budget(docs, document_chars)
     chain = FaqChain(ctx, fitted)
-    answering = _Answering(chain, notes, progress, total=n)
+    state = resume.model_copy(deep=True) if resume else ChainState()
+    answering = _Answering(chain, notes, progress, total=n, state=state, save_state=save_state)
     if progress:
         await progress("questions", 0, n)
     if mode == "parallel":
         outcomes = await answering.in_parallel(n, stream)
     else:
-        questions = await chain.generate_questions(n)
+        questions = await answering.questions(n, None)
         answering.total = len(questions)
         outcomes = [await answering.one(q) for q in questions]
     items: list[FaqItem] = []
@@ -183,9 +206,30 @@ class _Answering:
     notes: list[str]
     progress: Progress | None
     total: int
+    state: ChainState
+    save_state: SaveState | None = None
     done: int = 0
 
+    async def questions(
+        self, n: int, on_questions: Callable[[list[str]], None] | None
+    ) -> list[str]:
+        """The question list: an earlier attempt's, or asked for now (and saved)."""
+        if self.state.questions is None:
+            self.state.questions = await self.chain.generate_questions(n, on_questions)
+            await self._save()
+        return self.state.questions
+
     async def one(self, question: str) -> Outcome:
+        if (earlier := self.state.answered.get(question)) is not None:
+            outcome: Outcome = (earlier.item, earlier.invented)
+        else:
+            outcome = await self._answer(question)
+        self.done += 1
+        if self.progress:
+            await self.progress("answers", self.done, self.total)
+        return outcome
+
+    async def _answer(self, question: str) -> Outcome:
         try:
             outcome: Outcome = await self.chain.answer_with_sources(question)
         except StepFailed as exc:
@@ -194,10 +238,14 @@ class _Answering:
         except BudgetExceeded:  # spent while the FAQ was built: the rest is left out
             self.notes.append(f"left out '{question[:80]}': the daily token budget is spent")
             outcome = None
-        self.done += 1
-        if self.progress:
-            await self.progress("answers", self.done, self.total)
+        if outcome is not None:
+            self.state.answered[question] = Answered(item=outcome[0], invented=outcome[1])
+            await self._save()
         return outcome
+
+    async def _save(self) -> None:
+        if self.save_state is not None:
+            await self.save_state(self.state)
 
     async def in_parallel(self, n: int, stream: bool) -> list[Outcome]:
         """Every question's chain as a task, started as early as its question is known."""
@@ -209,7 +257,7 @@ class _Answering:
                     tasks[question] = asyncio.create_task(self.one(question))
 
         try:
-            start(await self.chain.generate_questions(n, start if stream else None))
+            start(await self.questions(n, start if stream else None))
             self.total = len(tasks)
             return await asyncio.gather(*tasks.values())
         except BaseException:

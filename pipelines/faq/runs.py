@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pipelines.config import LLMSettings
 from pipelines.faq.chain import (
     DOCUMENT_BUDGET_CHARS,
+    ChainState,
     FaqItem,
     FaqResult,
     Mode,
     Progress,
+    SaveState,
     SourceDocument,
     build_faq,
 )
@@ -53,11 +55,14 @@ async def create_faq(
     approved: bool = False,
     document_chars: int = DOCUMENT_BUDGET_CHARS,
     spender: Spender | None = None,
+    resume: ChainState | None = None,
+    save_state: SaveState | None = None,
 ) -> FaqRun:
     """Build the FAQ with a saved trace; store it (and its documents) when it has entries.
 
     With a `request_key` (e.g. the /faq job's key), a request whose FAQ is already stored
     (a retry after a crash) gets that FAQ back instead of building and storing another.
+    `resume`/`save_state` carry the chain's own progress across attempts (`build_faq`).
     Every call is charged to the daily token budgets (`pipelines.llm.budget`): to
     `spender` (the requester), else to the one the caller set, else to everyone's alone.
     """
@@ -65,13 +70,24 @@ async def create_faq(
         items = [FaqItem(question=e.question, answer=e.answer, sources=list(e.sources))
                  for e in done.entries]  # fmt: skip
         return FaqRun(result=FaqResult(items=items), run_id=done.run_id or "", faq_id=done.id)
-    trace = Trace("faq", {"documents": [d.title for d in docs], "n": n, "mode": mode}, created_by)
+    resumed = len(resume.answered) if resume else 0
+    inputs = {"documents": [d.title for d in docs], "n": n, "mode": mode, "resumed": resumed}
+    trace = Trace("faq", inputs, created_by)
     traces = TraceRecorder(db.sessions)
     budget = DailyBudget.from_settings(db.sessions, settings)
     ctx = PipelineContext(budgeted(llm, budget), settings, trace)
     try:
         with spending_as(spender.user_id, exempt=spender.exempt) if spender else nullcontext():
-            result = await build_faq(ctx, docs, n, mode, progress, document_chars=document_chars)
+            result = await build_faq(
+                ctx,
+                docs,
+                n,
+                mode,
+                progress,
+                document_chars=document_chars,
+                resume=resume,
+                save_state=save_state,
+            )
     except Exception as exc:
         await traces.save(trace, status="error", error=f"{type(exc).__name__}: {exc}")
         raise
