@@ -18,6 +18,7 @@ BENCHMARKS = (
     "faq_latency",
     "orchestrator_latency",
     "quota_goodput",
+    "fair_share",
     "faq_cost",
     "slack_ingress",
     "memory",
