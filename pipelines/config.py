@@ -47,6 +47,10 @@ class LLMSettings(BaseSettings):
     # process; a UTC day; 0 = unlimited): per Slack user (agents exempt), and for everyone.
     llm_daily_tokens_per_user: int = Field(default=2_000_000, ge=0)
     llm_daily_tokens: int = Field(default=50_000_000, ge=0)
+    # Start the planner while the router runs (one LLM call of latency less for the three
+    # action intents); a message routed elsewhere cancels it, at the cost of its input
+    # tokens. Skipped on the offline provider and while LLM_RPM has calls queued.
+    llm_speculative_plan: bool = True
 
     model_router: str = DEFAULT_MODEL
     model_orchestrator: str = DEFAULT_MODEL

@@ -7,6 +7,7 @@ not validate either, the step fails with `StepFailed`, never with half-parsed da
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -136,6 +137,9 @@ class PipelineContext:
             return parsed
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
+            raise
+        except asyncio.CancelledError:  # e.g. a speculative step the route did not need
+            record.error = "cancelled"
             raise
         finally:
             record.latency_ms = (time.perf_counter() - started) * 1000

@@ -93,7 +93,9 @@ async def test_an_overrun_mid_message_finishes_the_call_and_refuses_the_next(
     sqlite_db: Database,
 ) -> None:
     llm = PricedLLM()
-    service = SupportService(sqlite_db, llm, budgets(per_user=100))
+    # One call at a time (no planner beside the router), so the overrun is one call.
+    settings = budgets(per_user=100).model_copy(update={"llm_speculative_plan": False})
+    service = SupportService(sqlite_db, llm, settings)
 
     reply = await service.handle(message("300.1"))
 

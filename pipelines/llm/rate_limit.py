@@ -38,6 +38,13 @@ from pipelines.llm.budget import current_spender
 
 WINDOW_SECONDS = 60
 _ORDER = itertools.count()
+_last_queued = 0.0  # monotonic: when a call last had to wait for LLM_RPM, in any limiter
+
+
+def quota_recently_tight(within_s: float = WINDOW_SECONDS) -> bool:
+    """True if a call waited for LLM_RPM in the last `within_s` (this process): optional
+    calls, such as a speculative planner, are not worth a slot then."""
+    return _last_queued > 0 and time.monotonic() - _last_queued < within_s
 
 
 @dataclass(eq=False)
@@ -114,6 +121,8 @@ class SlidingWindowLimiter:
         user = spender.user_id if spender else ""
         if not self._waiters and self._delay(time.monotonic()) <= 0 and await self._admit(user):
             return  # the common case: nobody queued, room in the window
+        global _last_queued
+        _last_queued = time.monotonic()
         me = _Waiter(user, spender.since if spender else time.monotonic())
         self._waiters.append(me)
         try:
@@ -162,4 +171,10 @@ def build_rate_limiter(rpm: int, window_seconds: int = WINDOW_SECONDS) -> Slidin
     return SlidingWindowLimiter(rpm, window_seconds)
 
 
-__all__ = ["WINDOW_SECONDS", "FairOrder", "SlidingWindowLimiter", "build_rate_limiter"]
+__all__ = [
+    "WINDOW_SECONDS",
+    "FairOrder",
+    "SlidingWindowLimiter",
+    "build_rate_limiter",
+    "quota_recently_tight",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -256,10 +257,14 @@ def ensure_actions_mentioned(reply: str, results: list[WorkerResult]) -> str:
 
 
 async def orchestrate(
-    ctx: PipelineContext, request: SupportRequest, workers: dict[str, Worker]
+    ctx: PipelineContext,
+    request: SupportRequest,
+    workers: dict[str, Worker],
+    planning: Awaitable[TaskPlan] | None = None,
 ) -> Outcome:
-    """Plan, run every valid task concurrently, and synthesise the reply."""
-    plan = await plan_tasks(ctx, request)
+    """Plan (or take the plan `planning` started ahead), run every valid task
+    concurrently, and synthesise the reply."""
+    plan = await (planning if planning is not None else plan_tasks(ctx, request))
     checked = [validate_task(planned) for planned in plan.tasks]
     checked = [ground_task(c, request) if isinstance(c, Task) else c for c in checked]
     tasks = [item for item in checked if isinstance(item, Task)]

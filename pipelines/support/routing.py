@@ -10,12 +10,15 @@ escalates to the support team instead of guessing.
 
 from __future__ import annotations
 
+import asyncio
+
+from pipelines.llm.rate_limit import quota_recently_tight
 from pipelines.prompts import ANSWER_FROM_KNOWLEDGE, CLASSIFY_INTENT, TECHNICAL_SUPPORT, fence
 from pipelines.steps import PipelineContext
 from pipelines.support.knowledge import KnowledgeBase
-from pipelines.support.orchestrator import Worker, orchestrate
+from pipelines.support.orchestrator import Worker, orchestrate, plan_tasks
 from pipelines.support.request import Outcome, SupportRequest
-from pipelines.support.schemas import CitedAnswer, IntentClassification, Reply
+from pipelines.support.schemas import CitedAnswer, IntentClassification, Reply, TaskPlan
 
 MIN_CONFIDENCE = 0.5
 ACTION_INTENTS = frozenset({"billing_inquiry", "product_return", "order_status"})
@@ -84,7 +87,37 @@ async def answer_message(
     workers: dict[str, Worker],
     knowledge: KnowledgeBase,
 ) -> Outcome:
-    """Classify, then hand the message to the handler (or orchestrator) that fits."""
+    """Classify, then hand the message to the handler (or orchestrator) that fits.
+
+    The planner starts with the router (`plan_ahead`), so a message for the orchestrator
+    waits for one LLM call before its workers run, not two; any other route cancels it.
+    """
+    planning = plan_ahead(ctx, request)
+    try:
+        return await _route(ctx, request, workers, knowledge, planning)
+    finally:
+        if planning is not None:  # unused, or failed where nobody looked: never left behind
+            planning.cancel()
+            await asyncio.gather(planning, return_exceptions=True)
+
+
+def plan_ahead(ctx: PipelineContext, request: SupportRequest) -> asyncio.Task[TaskPlan] | None:
+    """The planner, started now; None when speculation is off, pointless (the offline
+    provider answers at once) or costly (LLM_RPM has had calls waiting)."""
+    if not ctx.settings.llm_speculative_plan or ctx.llm.name == "offline":
+        return None
+    if quota_recently_tight():
+        return None
+    return asyncio.create_task(plan_tasks(ctx, request), name="speculative-plan")
+
+
+async def _route(
+    ctx: PipelineContext,
+    request: SupportRequest,
+    workers: dict[str, Worker],
+    knowledge: KnowledgeBase,
+    planning: asyncio.Task[TaskPlan] | None,
+) -> Outcome:
     intent = await classify_intent(ctx, request)
     urgent = "customer sounds urgent or upset" if intent.urgent else None
     if intent.intent == "human_handoff":
@@ -102,7 +135,7 @@ async def answer_message(
             summary="unclear request",
         )
     if intent.multiple_requests or intent.intent in ACTION_INTENTS:
-        outcome = await orchestrate(ctx, request, workers)
+        outcome = await orchestrate(ctx, request, workers, planning)
         outcome.intents = outcome.intents or [intent.intent]
     elif intent.intent == "technical_support":
         outcome = await answer_technical(ctx, request)

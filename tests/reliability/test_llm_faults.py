@@ -66,7 +66,9 @@ def service(db: Database, fake: FakeGemini, monkeypatch: pytest.MonkeyPatch,
         failure_threshold=threshold,
         recovery_timeout_s=recovery_s,
     )
-    return SupportService(db, llm, LLMSettings()), llm
+    # Faults are queued per call, in order: the planner must not start beside the router
+    # (speculation has its own tests in tests/test_speculative_plan.py).
+    return SupportService(db, llm, LLMSettings(llm_speculative_plan=False)), llm
 
 
 @pytest.mark.parametrize(
