@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -248,6 +249,34 @@ async def test_while_slack_is_sending_jobs_wait_then_run_one_at_a_time(
         while not await all_done():
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await task
+
+
+async def test_a_deferred_job_starts_as_soon_as_the_events_pause(queue: JobQueue) -> None:
+    """The customer's wait: once Slack stops sending, the deferred job starts within a
+    few tens of ms, not at the next poll (here 1 s; 0.5 s by default)."""
+    started: list[float] = []
+    ran = asyncio.Event()
+
+    async def note_start(job: LeasedJob) -> None:
+        started.append(time.monotonic())
+        ran.set()
+
+    handler = Handler(note_start)
+    busy = True
+    worker = make_worker(queue, handler, poll_interval=1.0, throttle=lambda: busy)
+    task = asyncio.create_task(worker.run())
+    try:
+        await queue.enqueue("test", "k", {})
+        worker.wake()
+        await asyncio.sleep(0.1)
+        assert handler.runs == []  # deferred while events arrive
+        busy = False
+        paused = time.monotonic()
+        await asyncio.wait_for(ran.wait(), timeout=2)
+        assert started[0] - paused < 0.2
     finally:
         worker.stop()
         await task

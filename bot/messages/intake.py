@@ -123,7 +123,7 @@ def direct_reason(
     return None
 
 
-INGRESS_QUIET_S = 0.25  # an event in this window means Slack is sending
+INGRESS_QUIET_S = 0.05  # an event in this window means Slack is sending
 
 
 class Intake:
