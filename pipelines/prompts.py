@@ -103,12 +103,27 @@ TECHNICAL_SUPPORT = PromptTemplate(
 ANSWER_FROM_KNOWLEDGE = PromptTemplate(
     name="answer_from_knowledge",
     system=(
-        "Answer the customer's question using ONLY the FAQ entries given. If they do not "
-        "answer it, set answerable to false and write a polite one-line reply saying you do "
-        "not know and offering a person. List in sources the titles of the documents "
-        "(exactly as given) that support the answer. " + DATA_RULE
+        "Answer the customer's question using ONLY the passages given (sections of the "
+        "shop's documents and FAQ entries). If they do not answer it, set answerable to "
+        "false and write a polite one-line reply saying you do not know and offering a "
+        "person. List in sources the Source labels (exactly as given, e.g. 'Returns policy "
+        "> Refund timing') of the passages that support the answer. Link only to URLs "
+        "written in those passages. " + DATA_RULE
     ),
-    user="FAQ entries:\n$entries\n\nQuestion:\n$message",
+    user="Passages:\n$passages\n\nQuestion:\n$message",
+)
+
+TECHNICAL_FROM_MANUALS = PromptTemplate(
+    name="technical_from_manuals",
+    system=(
+        "You are a technical support agent for an electronics shop. Using ONLY the passages "
+        "from the shop's manuals given, write the concrete troubleshooting steps they give "
+        "for the problem described, briefly, and ask what the customer has already tried. "
+        "If the passages do not cover this problem, set answerable to false. List in "
+        "sources the Source labels (exactly as given) of the passages you used. Link only to "
+        "URLs written in those passages. " + DATA_RULE
+    ),
+    user="Manual passages:\n$passages\n\nEarlier turns:\n$history\n\nMessage:\n$message",
 )
 
 FAQ_QUESTIONS = PromptTemplate(
@@ -147,6 +162,7 @@ ALL_TEMPLATES = (
     SYNTHESIZE_REPLY,
     TECHNICAL_SUPPORT,
     ANSWER_FROM_KNOWLEDGE,
+    TECHNICAL_FROM_MANUALS,
     FAQ_QUESTIONS,
     FAQ_ANSWER,
     FAQ_SOURCES,

@@ -382,6 +382,10 @@ class TokenSpend(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# The knowledge base's tables live in their own module; importing it here puts them in
+# `Base.metadata` wherever the models are loaded.
+from storage import knowledge_models  # noqa: E402
+
 __all__ = [
     "Base",
     "BillingCase",
@@ -401,5 +405,6 @@ __all__ = [
     "TokenSpend",
     "TraceRun",
     "TraceStep",
+    "knowledge_models",
     "utcnow",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pipelines.faq.chain import FaqItem
 from pipelines.faq.runs import stored_faq_items
-from pipelines.support.knowledge import KnowledgeBase, KnowledgeEntry
+from pipelines.knowledge.retrieval import KnowledgeBase, RetrievedPassage
 from storage.db import Database
 from storage.faqs import (
     StoredDocument,
@@ -79,7 +79,7 @@ async def test_knowledge_base_finds_an_faq_stored_after_its_first_search(
     assert await knowledge.search("shipping days") == []
     await store(database, SHIPPING, RETURNS)
     found = await knowledge.search("how many days does shipping take", k=1)
-    assert found == [KnowledgeEntry(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
+    assert found == [RetrievedPassage.faq(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
     await store(database, INVOICE)
     assert (await knowledge.search("invoice", k=1))[0].sources == ("billing.md",)
 
@@ -97,7 +97,7 @@ async def test_a_pending_faq_teaches_nothing_until_an_agent_approves_it(
     assert not await review_faq(database.sessions, pending, "discarded", "U0AGENT2")
 
     found = await knowledge.search("how many days does shipping take", k=1)
-    assert found == [KnowledgeEntry(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
+    assert found == [RetrievedPassage.faq(SHIPPING.question, SHIPPING.answer, ("shipping.md",))]
     assert await faq_review(database.sessions, pending) == "approved"
     assert await pending_faqs(database.sessions, 10) == []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bot.blocks import ANY_LINK, to_mrkdwn
-from pipelines.support.knowledge import KnowledgeEntry
+from pipelines.knowledge.retrieval import RetrievedPassage
 
 EVIL = "https://evil.example/login"
 GOOD = "https://shop.example/refunds"
@@ -46,7 +46,7 @@ def test_an_allowed_url_with_an_ampersand_is_matched_unescaped() -> None:
 
 
 def test_an_entry_allows_the_urls_written_in_it() -> None:
-    entry = KnowledgeEntry(
+    entry = RetrievedPassage.faq(
         "Where do I ask for a refund?",
         f"On {GOOD}. Or [mail us](https://shop.example/mail), (see https://shop.example/a).",
         ("refunds.md",),

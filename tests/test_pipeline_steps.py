@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pipelines.config import LLMSettings
+from pipelines.knowledge.retrieval import RetrievedPassage
 from pipelines.llm.base import LLMUnavailable
 from pipelines.prompts import CLASSIFY_INTENT, fence
 from pipelines.steps import PipelineContext, StepFailed, Trace
-from pipelines.support.knowledge import KnowledgeEntry
 from pipelines.support.request import SupportRequest
 from pipelines.support.routing import HANDOFF_TEXT, NO_KNOWLEDGE_TEXT, answer_message
 from pipelines.support.schemas import IntentClassification
@@ -32,13 +32,17 @@ async def classify(ctx: PipelineContext, text: str) -> IntentClassification:
 
 
 class StubKnowledge:
-    def __init__(self, entries: list[KnowledgeEntry]) -> None:
+    def __init__(self, entries: list[RetrievedPassage]) -> None:
         self.entries = entries
         self.queries: list[str] = []
+        self.gaps: list[tuple[str, str]] = []
 
-    async def search(self, query: str, k: int = 3) -> list[KnowledgeEntry]:
+    async def search(self, query: str, k: int = 5) -> list[RetrievedPassage]:
         self.queries.append(query)
         return self.entries[:k]
+
+    async def log_gap(self, request_key: str, question: str, intent: str, user: str) -> None:
+        self.gaps.append((question, intent))
 
 
 NO_KNOWLEDGE = StubKnowledge([])
@@ -155,7 +159,7 @@ async def test_general_question_without_knowledge_declines_politely_without_a_ca
 
 async def test_general_answer_cites_only_titles_of_retrieved_entries() -> None:
     knowledge = StubKnowledge(
-        [KnowledgeEntry("How long is shipping?", "3-5 days.", ("shipping.md",))]
+        [RetrievedPassage.faq("How long is shipping?", "3-5 days.", ("shipping.md",))]
     )
     llm = ScriptedLLM(
         {
@@ -173,7 +177,7 @@ async def test_general_answer_cites_only_titles_of_retrieved_entries() -> None:
 
 
 async def test_unanswerable_knowledge_question_declines() -> None:
-    knowledge = StubKnowledge([KnowledgeEntry("Shipping?", "3-5 days.", ("shipping.md",))])
+    knowledge = StubKnowledge([RetrievedPassage.faq("Shipping?", "3-5 days.", ("shipping.md",))])
     llm = ScriptedLLM(
         {
             "classify_intent": {"intent": "general_question", "confidence": 0.9},

@@ -19,6 +19,7 @@ from bot import __version__
 from bot.cli.errors import fail, load_settings, one_line_errors
 from bot.cli.eval import register as register_eval
 from bot.cli.faq_review import register as register_faq_review
+from bot.cli.kb import register as register_kb
 from bot.cli.maintenance import register as register_maintenance
 from bot.cli.server import register as register_server
 from bot.cli.tickets import register as register_tickets
@@ -310,6 +311,7 @@ def forget(
 
 register_eval(app)
 register_faq_review(app)
+register_kb(app)
 register_maintenance(app)
 register_server(app)
 register_tickets(app)

@@ -1,4 +1,8 @@
-"""One FAQ run end to end: trace it, run the chain, store the FAQ as knowledge."""
+"""One FAQ run end to end: trace it, run the chain, store the FAQ as knowledge.
+
+Its documents are kept too (`pipelines.knowledge.library`): answers can then cite what
+the documents say beyond the FAQ's N questions, under the same review as the FAQ.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pipelines.faq.chain import (
     SourceDocument,
     build_faq,
 )
+from pipelines.knowledge.library import NewDocument, keep_faq_documents
 from pipelines.llm.base import LLM
 from pipelines.llm.budget import DailyBudget, Spender, budgeted, spending_as
 from pipelines.steps import PipelineContext, Trace
@@ -66,9 +71,12 @@ async def create_faq(
     Every call is charged to the daily token budgets (`pipelines.llm.budget`): to
     `spender` (the requester), else to the one the caller set, else to everyone's alone.
     """
+    kept = [NewDocument(d.title, d.text) for d in docs]
     if request_key is not None and (done := await find_faq(db.sessions, request_key)):
         items = [FaqItem(question=e.question, answer=e.answer, sources=list(e.sources))
                  for e in done.entries]  # fmt: skip
+        # A crash may have come between storing the FAQ and keeping its documents.
+        await keep_faq_documents(db, done.id, kept, added_by=created_by, approved=approved)
         return FaqRun(result=FaqResult(items=items), run_id=done.run_id or "", faq_id=done.id)
     resumed = len(resume.answered) if resume else 0
     inputs = {"documents": [d.title for d in docs], "n": n, "mode": mode, "resumed": resumed}
@@ -110,6 +118,7 @@ async def create_faq(
             request_key=request_key,
             approved=approved,
         )
+        await keep_faq_documents(db, faq_id, kept, added_by=created_by, approved=approved)
     return FaqRun(result=result, run_id=trace.run_id, faq_id=faq_id)
 
 

@@ -33,7 +33,8 @@ class OfflineLLM:
             "extract_concern": concern,
             "synthesize_reply": lambda i: {"reply": synthesize(i["results"])},
             "technical_support": lambda i: {"reply": technical_reply(i["message"], i["products"])},
-            "answer_from_knowledge": answer_from_entries,
+            "answer_from_knowledge": answer_from_passages,
+            "technical_from_manuals": answer_from_passages,
             "faq_questions": faq_questions,
             "faq_answer": faq_answer,
             "faq_sources": faq_sources,
@@ -121,15 +122,37 @@ def concern(inputs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def answer_from_entries(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    entries = list(inputs.get("entries", []))
-    texts = [f"{e['question']} {e['question']} {e['answer']}" for e in entries]
+def answer_from_passages(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Extractive: the best passage, when it holds enough of the question's words.
+
+    An FAQ entry answers with its answer; a document passage with its sentences most
+    like the question (the whole passage when it is short).
+    """
+    passages = list(inputs.get("passages", []))
+    texts = [
+        f"{p['question']} {p['question']} {' '.join(p['labels'])} {p['text']}" for p in passages
+    ]
     question = str(inputs["message"])
     hits = rank(question, texts, k=1)
     if not hits or coverage(question, texts[hits[0][0]]) < MIN_COVERAGE:
         return {"answerable": False, "answer": "", "sources": []}
-    best = entries[hits[0][0]]
-    return {"answerable": True, "answer": best["answer"], "sources": list(best["sources"])}
+    best = passages[hits[0][0]]
+    answer = str(best["text"]) if best["kind"] == "faq" else _extract(question, str(best["text"]))
+    return {"answerable": True, "answer": answer, "sources": list(best["labels"])}
+
+
+SHORT_PASSAGE = 400
+
+
+def _extract(question: str, text: str) -> str:
+    """A short passage whole; of a longer one, its two sentences most like the question."""
+    if len(text) <= SHORT_PASSAGE:
+        return text
+    pool = rules.sentences(text)
+    hits = rank(question, pool, k=2)
+    if not hits:
+        return text[:SHORT_PASSAGE]
+    return " ".join(pool[i] for i in sorted(i for i, _ in hits))
 
 
 MIN_COVERAGE = 0.34

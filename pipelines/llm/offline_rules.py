@@ -1,7 +1,7 @@
 """Deterministic text rules behind the offline provider: intents, ids, products, sentences.
 
 Keyword and regex rules, rapidfuzz for typo-tolerant product names, BM25 (via
-`pipelines.support.knowledge.rank`) for picking sentences. No network, no randomness.
+`pipelines.lexical.rank`) for picking sentences. No network, no randomness.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class SupportReply(BaseModel):
     run_id: str
     provider: str  # "gemini" | "offline" | "scripted": shown honestly to the customer
     # The only URLs the reply may show as links: those in the knowledge passages it cites
-    # (`pipelines.support.knowledge`). Any other URL in `text` (a model's invention, a
+    # (`pipelines.knowledge.answers`). Any other URL in `text` (a model's invention, a
     # customer's words echoed back) is shown as plain text.
     allowed_links: list[str] = Field(default_factory=list)
     # The ticket as this turn left it, so the Slack layer (card refresh, observers) need

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pipelines.config import LLMSettings
+from pipelines.knowledge.retrieval import KnowledgeBase
 from pipelines.llm.base import LLM, LLMUnavailable
 from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, budgeted, spending_as
 from pipelines.llm.offline import OFFLINE_MODEL
@@ -29,7 +30,6 @@ from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
 from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
 from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
-from pipelines.support.knowledge import KnowledgeBase
 from pipelines.support.orchestrator import build_workers
 from pipelines.support.request import Outcome, SupportRequest
 from pipelines.support.routing import HANDOFF_TEXT, answer_message
