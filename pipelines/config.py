@@ -52,6 +52,11 @@ class LLMSettings(BaseSettings):
     # tokens. Skipped on the offline provider and while LLM_RPM has calls queued.
     llm_speculative_plan: bool = True
 
+    # Dense retrieval for the knowledge base (`pipelines.knowledge.embeddings`): Gemini's
+    # embedding model and its output size; an empty model turns it off (BM25 alone).
+    embedding_model: str = "gemini-embedding-001"
+    embedding_dimensions: int = Field(default=768, ge=8, le=3072)
+
     model_router: str = DEFAULT_MODEL
     model_orchestrator: str = DEFAULT_MODEL
     model_worker: str = DEFAULT_MODEL

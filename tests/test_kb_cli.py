@@ -27,6 +27,9 @@ def test_kb_commands_from_a_terminal(
     assert added.exit_code == 0, added.output
     assert "added\treturns.md\tversion 1\t1 passages" in added.output
     assert "added\trouter-x200.pdf\tversion 1\t4 passages" in added.output
+    assert "retrieval: BM25 alone (no embedding model: the offline provider has none)" in (
+        added.output
+    )
 
     shown = runner.invoke(app, ["kb", "show", "router-x200.pdf"])
     assert "[3 Resetting the admin password] Hold the recessed pinhole button" in shown.output
@@ -48,7 +51,8 @@ def test_kb_commands_from_a_terminal(
     )
     missing = runner.invoke(app, ["kb", "remove", "returns.md"])
     assert missing.exit_code == 1 and "no document named 'returns.md'" in missing.output
-    assert runner.invoke(app, ["kb", "reindex"]).exit_code == 0
+    reindexed = runner.invoke(app, ["kb", "reindex"])
+    assert reindexed.exit_code == 0 and "retrieval: BM25 alone" in reindexed.output
     assert [
         line.split("\t")[0] for line in runner.invoke(app, ["kb", "list"]).output.splitlines()
     ] == ["router-x200.pdf"]

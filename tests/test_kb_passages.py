@@ -89,8 +89,10 @@ def test_small_paragraphs_join_and_a_long_one_is_cut_at_sentence_ends() -> None:
     assert TARGET_CHARS < MAX_CHARS
 
 
-def test_content_hash_follows_the_text_only() -> None:
+def test_content_hash_follows_the_section_and_the_text() -> None:
     [a] = split_passages("# A\nSame words.")
-    [b] = split_passages("# B\nSame words.")
-    [c] = split_passages("# A\nOther words.")
-    assert a.content_hash == b.content_hash != c.content_hash
+    [b] = split_passages("Intro.\n\n# A\nSame words.")[1:]
+    [c] = split_passages("# B\nSame words.")
+    [d] = split_passages("# A\nOther words.")
+    assert a.content_hash == b.content_hash
+    assert len({a.content_hash, c.content_hash, d.content_hash}) == 3

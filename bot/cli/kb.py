@@ -5,7 +5,8 @@
     supportbot kb list              # every document, its version and passages
     supportbot kb show NAME         # a document's passages with their sections
     supportbot kb remove NAME       # the document, its passages and their vectors
-    supportbot kb reindex           # drop superseded versions and unused vectors
+    supportbot kb reindex           # drop superseded versions and unused vectors, and
+                                    # compute the vectors of passages that lack one
 
 The operator may teach the bot, like a support agent: what is added here is knowledge at
 once. Registered on the main Typer app with `register(app)`.
@@ -35,8 +36,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kb_app, name="kb")
 
 
-def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, open the configured database, run `work`, close it."""
+def _with_database(work: Callable[[Database], Awaitable[T]], *, index: bool = False) -> T:
+    """Migrate, open the configured database, run `work`, close it. With `index`, then
+    build the search index as a server would (vectors for new passages included: a
+    customer's first question does not wait for them) and say how it searches."""
     from storage.db import Database
     from storage.migrate import upgrade
 
@@ -46,11 +49,29 @@ def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
         db = Database(settings.database_url)
         try:
-            return await work(db)
+            done = await work(db)
+            if index:
+                typer.echo(f"retrieval: {await _refresh_index(db)}")
+            return done
         finally:
             await db.dispose()
 
     return asyncio.run(run())
+
+
+async def _refresh_index(db: Database) -> str:
+    from pipelines.knowledge.embeddings import embedder_for
+    from pipelines.knowledge.retrieval import KnowledgeBase
+    from pipelines.llm.factory import build_llm
+
+    settings = load_settings()
+    llm = build_llm(settings)
+    try:
+        return await KnowledgeBase(db.sessions, embedder_for(llm, settings)).refresh()
+    finally:
+        close = getattr(llm, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def document_files(paths: list[Path]) -> list[Path]:
@@ -95,7 +116,7 @@ def add(
                 f"{added.status}\t{doc.title}\tversion {added.version}\t{added.passages} passages"
             )
 
-    _with_database(work)
+    _with_database(work, index=True)
 
 
 @kb_app.command("list")
@@ -152,8 +173,8 @@ def remove(name: Annotated[str, typer.Argument(help="The document's name.")]) ->
 @kb_app.command("reindex")
 @one_line_errors
 def reindex() -> None:
-    """Drop superseded versions and vectors no passage uses."""
+    """Drop superseded versions and unused vectors; compute missing vectors."""
     from storage.knowledge import prune_superseded
 
-    pruned = _with_database(lambda db: prune_superseded(db.sessions))
+    pruned = _with_database(lambda db: prune_superseded(db.sessions), index=True)
     typer.echo(f"reindexed: {pruned} superseded version(s) dropped")

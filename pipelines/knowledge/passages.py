@@ -39,7 +39,13 @@ class Passage:
 
     @property
     def content_hash(self) -> str:
-        return content_hash(self.text)
+        return content_hash(embedding_text(self.section, self.text))
+
+
+def embedding_text(section: tuple[str, ...], text: str) -> str:
+    """What a passage's vector is computed from: its headings, then its words (a section's
+    body often does not repeat what its heading says)."""
+    return f"{' > '.join(section)}\n{text}" if section else text
 
 
 def content_hash(text: str) -> str:

@@ -1,20 +1,30 @@
 """Searching the knowledge: document passages and approved FAQ entries, one index.
 
 An FAQ entry is one more kind of passage: a customer's question may be answered by an
-entry, by a document's section, or both. The index is built lazily and rebuilt when
-the stored knowledge changes (`storage.knowledge.knowledge_version`, `entries_version`),
-which is checked before every search, so every process follows an addition, a
-replacement, a removal or an approval.
+entry, by a document's section, or both. Retrieval is hybrid when an embedding model is
+available: BM25 (bm25s) and cosine similarity over the passages' vectors (numpy, vectors
+from `pipelines.knowledge.embeddings`), fused by reciprocal rank; on the offline provider,
+or while the embedding model cannot be reached, it is BM25 alone (`method` says which).
+
+The indexes are built lazily and rebuilt when the stored knowledge changes
+(`storage.knowledge.knowledge_version`, `entries_version`), which is checked before every
+search, so every process follows an addition, a replacement, a removal or an approval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+
+from pipelines.knowledge.embeddings import Embedder, Matrix, vectors_for
+from pipelines.knowledge.passages import content_hash, embedding_text
 from pipelines.lexical import LexicalIndex
+from pipelines.llm.base import LLMError
 from storage.db import Sessions
 from storage.faqs import entries_version, latest_entries
 from storage.knowledge import knowledge_version, record_gap, searchable_passages
@@ -24,6 +34,9 @@ MAX_PASSAGES = 200_000
 _URL = re.compile(r"https?://[^\s<>()\[\]\"'`|]+", re.IGNORECASE)
 _URL_TAIL = ".,;:!?"
 SECTION_MARK = " > "
+POOL = 50  # candidates each ranking contributes to the fusion
+RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al.)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,15 @@ class RetrievedPassage:
 
     @classmethod
     def faq(cls, question: str, answer: str, sources: tuple[str, ...]) -> RetrievedPassage:
-        return cls("faq", sources[0] if sources else "FAQ", answer, (), question, sources)
+        text = f"{question}\n{answer}"
+        first = sources[0] if sources else "FAQ"
+        return cls("faq", first, answer, (), question, sources, content_hash(text))
+
+    def embedding_text(self) -> str:
+        """What this passage's vector is computed from (its `content_hash` is of this)."""
+        if self.kind == "faq":
+            return f"{self.question}\n{self.text}"
+        return embedding_text(self.section, self.text)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -90,14 +111,19 @@ class Knowledge(Protocol):
 class KnowledgeBase:
     """Search over the approved FAQ entries and the searchable document passages."""
 
-    method = "bm25"  # reported by answers and the eval
-
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, embedder: Embedder | None = None) -> None:
         self._sessions = sessions
+        self._embedder = embedder
         self._version: tuple[object, ...] | None = None
         self._passages: list[RetrievedPassage] = []
         self._index = LexicalIndex([])
+        self._vectors: Matrix | None = None  # row i is passage i's, when every one has one
         self._lock = asyncio.Lock()
+
+    @property
+    def method(self) -> str:
+        """ "hybrid" (BM25 + vectors) or "bm25" (no embedding model, or none reachable)."""
+        return "hybrid" if self._vectors is not None else "bm25"
 
     async def _load(self) -> list[RetrievedPassage]:
         version = (
@@ -112,9 +138,23 @@ class KnowledgeBase:
                 self._index = await asyncio.to_thread(
                     LexicalIndex, [p.index_text() for p in passages]
                 )
+                self._vectors = await self._dense(passages)
                 self._passages = passages
-                self._version = version
+                # Without the vectors it should have, the next search tries again.
+                wanted = self._embedder is not None and bool(passages)
+                self._version = None if wanted and self._vectors is None else version
         return self._passages
+
+    async def _dense(self, passages: list[RetrievedPassage]) -> Matrix | None:
+        if self._embedder is None or not passages:
+            return None
+        texts = {p.content_hash: p.embedding_text() for p in passages}
+        try:
+            found = await vectors_for(self._sessions, self._embedder, texts)
+        except LLMError as exc:  # LLMUnavailable included: BM25 alone until it is back
+            logger.warning("knowledge vectors unavailable, searching with BM25 alone: %s", exc)
+            return None
+        return np.stack([found[p.content_hash] for p in passages]).astype(np.float32)
 
     async def _read(self) -> list[RetrievedPassage]:
         entries = await latest_entries(self._sessions, MAX_ENTRIES)
@@ -129,9 +169,29 @@ class KnowledgeBase:
             ),
         ]
 
+    async def refresh(self) -> str:
+        """Load (or follow) the stored knowledge now, computing missing vectors; the
+        retrieval method that results, as `describe_method` words it."""
+        await self._load()
+        return describe_method(self.method, self._embedder is not None)
+
     async def search(self, query: str, k: int = 5) -> list[RetrievedPassage]:
         passages = await self._load()
-        return [passages[i] for i, _ in self._index.search(query, k)]
+        lexical = [i for i, _ in self._index.search(query, POOL)]
+        dense = await self._dense_ranking(query)
+        ranked = fuse([lexical, dense]) if dense else lexical
+        return [passages[i] for i in ranked[:k]]
+
+    async def _dense_ranking(self, query: str) -> list[int]:
+        vectors, embedder = self._vectors, self._embedder
+        if vectors is None or embedder is None or not query.strip():
+            return []
+        try:
+            [q] = await embedder.embed([query], "query")
+        except LLMError as exc:
+            logger.warning("query embedding failed, searching with BM25 alone: %s", exc)
+            return []
+        return top_rows(vectors @ q, POOL)
 
     async def log_gap(self, request_key: str, question: str, intent: str, user: str) -> None:
         await record_gap(
@@ -141,3 +201,28 @@ class KnowledgeBase:
             intent=intent,
             slack_user_id=user,
         )
+
+
+def describe_method(method: str, has_embedder: bool) -> str:
+    if method == "hybrid":
+        return "hybrid (BM25 + embedding vectors, fused by reciprocal rank)"
+    if has_embedder:
+        return "BM25 alone (the embedding model could not be reached; retried on next search)"
+    return "BM25 alone (no embedding model: the offline provider has none)"
+
+
+def top_rows(scores: Matrix, n: int) -> list[int]:
+    """Indexes of the `n` highest scores, best first (argpartition: O(rows), not a sort)."""
+    if scores.shape[0] <= n:
+        return [int(i) for i in np.argsort(-scores)]
+    best = np.argpartition(-scores, n)[:n]
+    return [int(i) for i in best[np.argsort(-scores[best])]]
+
+
+def fuse(rankings: list[list[int]]) -> list[int]:
+    """Reciprocal-rank fusion: each ranking gives 1 / (RRF_K + rank); the sums decide."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores, key=lambda item: -scores[item])

@@ -96,6 +96,29 @@ class GeminiLLM:
         record_tokens(usage)
         return LLMResponse(text=text, model=request.model, usage=usage, attempts=result.attempts)
 
+    async def embed(
+        self, texts: list[str], *, model: str, task_type: str, dimensions: int
+    ) -> list[list[float]]:
+        """Embedding vectors of `texts` in one `embed_content` call (the Gemini API's
+        batchEmbedContents), through the same gate as every other call."""
+
+        async def attempt() -> list[list[float]]:
+            with sdk_errors_classified():
+                response = await self._client.aio.models.embed_content(
+                    model=model,
+                    contents=list(texts),
+                    config=types.EmbedContentConfig(
+                        task_type=task_type, output_dimensionality=dimensions
+                    ),
+                )
+            vectors = [list(e.values or []) for e in response.embeddings or []]
+            if len(vectors) != len(texts) or any(not v for v in vectors):
+                raise TransientCallError("malformed_response", "embeddings missing")
+            return vectors
+
+        result = await self._gate.run(attempt, provider=self.name, step="embed")
+        return result.value
+
     async def aclose(self) -> None:
         """Close the HTTP sessions google-genai opened for this client."""
         await self._client.aio.aclose()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pipelines.config import LLMSettings
+from pipelines.knowledge.embeddings import embedder_for
 from pipelines.knowledge.retrieval import KnowledgeBase
 from pipelines.llm.base import LLM, LLMUnavailable
 from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, budgeted, spending_as
@@ -90,7 +91,7 @@ class SupportService:
         self.conversations = ConversationStore(db.sessions)
         self.tickets = TicketStore(db.sessions)
         self.traces = TraceRecorder(db.sessions)
-        self.knowledge = KnowledgeBase(db.sessions)
+        self.knowledge = KnowledgeBase(db.sessions, embedder_for(llm, settings))
         self.workers = build_workers(BusinessSystems(db.sessions))
         # Daily token budgets, stored: every instance on this database sees one total.
         self.budget = DailyBudget.from_settings(db.sessions, settings)

@@ -6,6 +6,9 @@ sends `v1` by default, `v1beta` with GOOGLE_GENAI_API_VERSION=beta; both are acc
 answers in the REST shape the SDK parses (candidates[].content.parts[].text,
 finishReason, usageMetadata, promptFeedback; errors as {"error": {code, status, details}}).
 
+`:embedContent` and `:batchEmbedContents` answer deterministic vectors
+(`tests.fakes.gemini_embeddings`), counted in `embed_calls` / `embedded_texts`.
+
 `:streamGenerateContent?alt=sse` answers the same text as server-sent events of
 `stream_chunk_chars` characters each. A streamed call takes the same `latency_s` in all:
 the first event comes after `first_event_fraction` of it, the last one at `latency_s`, the
@@ -35,6 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.gemini_embeddings import embed_answer
 from tests.fakes.gemini_limits import CHARS_PER_TOKEN, PrefixCache, SlidingQuota
 from tests.fakes.gemini_sse import event_fraction, stream_events
 
@@ -122,6 +126,9 @@ class FakeGemini:
         self.in_flight = 0
         self.max_in_flight = 0
         self.cached_tokens_served = 0
+        self.embed_calls = 0  # embedContent / batchEmbedContents requests
+        self.embedded_texts = 0
+        self.embed_bodies: list[dict[str, Any]] = []
         self._faults: deque[Fault] = deque()
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
@@ -186,6 +193,8 @@ class FakeGemini:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["action"].partition(":")
+        if method in ("embedContent", "batchEmbedContents"):
+            return await self._embed(request, model, method)
         if method not in ("generateContent", "streamGenerateContent"):
             return _error(404, f"unsupported method {method!r}")
         stream = method == "streamGenerateContent"
@@ -200,6 +209,20 @@ class FakeGemini:
             return await self._answer(request, model, body, stream)
         finally:
             self.in_flight -= 1
+
+    async def _embed(self, request: web.Request, model: str, method: str) -> web.Response:
+        """Embedding calls: counted apart from generation; scripted faults apply to them."""
+        body = await request.json()
+        self.embed_calls += 1
+        self.embed_bodies.append(body)
+        if not request.headers.get("x-goog-api-key"):
+            return _error(401, "API key not valid. Please pass a valid API key.")
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None and isinstance(fault.kind, int):
+            return self._status(fault.kind, fault.retry_delay_s or self.retry_delay_s)
+        answer, texts = embed_answer(method, body)
+        self.embedded_texts += texts
+        return web.json_response(answer)
 
     def _record(self, request: web.Request, model: str, body: dict[str, Any]) -> None:
         self.calls += 1
