@@ -23,6 +23,7 @@ BENCHMARKS = (
     "slack_ingress",
     "memory",
     "slack_wait",
+    "kb_retrieval",
 )
 
 

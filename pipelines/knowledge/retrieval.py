@@ -108,6 +108,27 @@ class Knowledge(Protocol):
     async def log_gap(self, request_key: str, question: str, intent: str, user: str) -> None: ...
 
 
+class PassageIndex:
+    """The in-memory indexes over one snapshot of the passages: BM25, and the vectors'
+    matrix (row i is passage i's) when there are vectors. Searching is synchronous and
+    CPU-only: the question's vector, if any, is computed before."""
+
+    def __init__(self, passages: list[RetrievedPassage], vectors: Matrix | None = None) -> None:
+        self.passages = passages
+        self.lexical = LexicalIndex([p.index_text() for p in passages])
+        self.vectors = vectors
+
+    def search(
+        self, query: str, k: int, query_vector: Matrix | None = None
+    ) -> list[RetrievedPassage]:
+        lexical = [i for i, _ in self.lexical.search(query, POOL)]
+        if self.vectors is None or query_vector is None:
+            ranked = lexical
+        else:
+            ranked = fuse([lexical, top_rows(self.vectors @ query_vector, POOL)])
+        return [self.passages[i] for i in ranked[:k]]
+
+
 class KnowledgeBase:
     """Search over the approved FAQ entries and the searchable document passages."""
 
@@ -115,35 +136,30 @@ class KnowledgeBase:
         self._sessions = sessions
         self._embedder = embedder
         self._version: tuple[object, ...] | None = None
-        self._passages: list[RetrievedPassage] = []
-        self._index = LexicalIndex([])
-        self._vectors: Matrix | None = None  # row i is passage i's, when every one has one
+        self._index = PassageIndex([])
         self._lock = asyncio.Lock()
 
     @property
     def method(self) -> str:
         """ "hybrid" (BM25 + vectors) or "bm25" (no embedding model, or none reachable)."""
-        return "hybrid" if self._vectors is not None else "bm25"
+        return "hybrid" if self._index.vectors is not None else "bm25"
 
-    async def _load(self) -> list[RetrievedPassage]:
+    async def _load(self) -> PassageIndex:
         version = (
             await entries_version(self._sessions),
             await knowledge_version(self._sessions),
         )
         if version == self._version:
-            return self._passages
+            return self._index
         async with self._lock:
             if version != self._version:
                 passages = await self._read()
-                self._index = await asyncio.to_thread(
-                    LexicalIndex, [p.index_text() for p in passages]
-                )
-                self._vectors = await self._dense(passages)
-                self._passages = passages
+                vectors = await self._dense(passages)
+                self._index = await asyncio.to_thread(PassageIndex, passages, vectors)
                 # Without the vectors it should have, the next search tries again.
                 wanted = self._embedder is not None and bool(passages)
-                self._version = None if wanted and self._vectors is None else version
-        return self._passages
+                self._version = None if wanted and vectors is None else version
+        return self._index
 
     async def _dense(self, passages: list[RetrievedPassage]) -> Matrix | None:
         if self._embedder is None or not passages:
@@ -176,22 +192,18 @@ class KnowledgeBase:
         return describe_method(self.method, self._embedder is not None)
 
     async def search(self, query: str, k: int = 5) -> list[RetrievedPassage]:
-        passages = await self._load()
-        lexical = [i for i, _ in self._index.search(query, POOL)]
-        dense = await self._dense_ranking(query)
-        ranked = fuse([lexical, dense]) if dense else lexical
-        return [passages[i] for i in ranked[:k]]
+        index = await self._load()
+        return index.search(query, k, await self._query_vector(index, query))
 
-    async def _dense_ranking(self, query: str) -> list[int]:
-        vectors, embedder = self._vectors, self._embedder
-        if vectors is None or embedder is None or not query.strip():
-            return []
+    async def _query_vector(self, index: PassageIndex, query: str) -> Matrix | None:
+        if index.vectors is None or self._embedder is None or not query.strip():
+            return None
         try:
-            [q] = await embedder.embed([query], "query")
+            [vector] = await self._embedder.embed([query], "query")
         except LLMError as exc:
             logger.warning("query embedding failed, searching with BM25 alone: %s", exc)
-            return []
-        return top_rows(vectors @ q, POOL)
+            return None
+        return vector
 
     async def log_gap(self, request_key: str, question: str, intent: str, user: str) -> None:
         await record_gap(
