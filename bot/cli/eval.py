@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 EVAL_DIR = Path(__file__).parents[2] / "eval"
 DEFAULT_DATASETS = ("single_intent.jsonl", "multi_intent.jsonl", "faq.jsonl")
 DEFAULT_DOCS = EVAL_DIR / "faq_docs"
+KNOWLEDGE_ITEMS = EVAL_DIR / "knowledge.jsonl"
+KNOWLEDGE_DOCS = EVAL_DIR / "kb_docs"
 
 
 def register(app: typer.Typer) -> None:
@@ -73,6 +75,31 @@ async def run_eval(
             await close()
 
 
+async def run_knowledge_eval(settings: Settings, as_json: bool, concurrency: int) -> None:
+    """`--knowledge`: BM25 vs hybrid over eval/knowledge.jsonl and eval/kb_docs."""
+    from pipelines.eval.knowledge import evaluate_knowledge, format_knowledge, knowledge_json
+    from pipelines.knowledge.embeddings import embedder_for
+    from pipelines.llm.factory import build_llm
+
+    llm = build_llm(settings)
+    embedder = embedder_for(llm, settings)
+    typer.echo(
+        f"evaluating the knowledge base on the {settings.resolved_provider} provider", err=True
+    )
+    try:
+        reports = await evaluate_knowledge(
+            llm, settings, embedder, KNOWLEDGE_ITEMS, KNOWLEDGE_DOCS, concurrency
+        )
+    finally:
+        close = getattr(llm, "aclose", None)
+        if close is not None:
+            await close()
+    if as_json:
+        typer.echo(json.dumps(knowledge_json(reports), indent=2))
+    else:
+        typer.echo(format_knowledge(reports, embedder is not None))
+
+
 def eval_command(
     dataset: Annotated[
         list[Path] | None,
@@ -93,6 +120,14 @@ def eval_command(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=64, help="Items evaluated at once.")
     ] = 8,
+    knowledge: Annotated[
+        bool,
+        typer.Option(
+            "--knowledge",
+            help="Instead: the knowledge base over eval/kb_docs (recall@5, citations, "
+            "declines), BM25 alone vs hybrid.",
+        ),
+    ] = False,
 ) -> None:
     """Routing accuracy, task P/R/F1, citation P/R and cost: pipeline vs one prompt."""
     from pipelines.eval.data import DatasetError
@@ -102,6 +137,12 @@ def eval_command(
         settings = load_settings()
     except SettingsError as exc:
         raise _stop(str(exc)) from None
+    if knowledge:
+        try:
+            asyncio.run(run_knowledge_eval(settings, as_json, concurrency))
+        except DatasetError as exc:
+            raise _stop(str(exc)) from None
+        return
     paths = dataset or [EVAL_DIR / name for name in DEFAULT_DATASETS]
     try:
         items, documents = load_inputs(paths, docs)

@@ -72,6 +72,30 @@ async def grounded_answer(
 ) -> Outcome | None:
     """An answer resting on retrieved passages, or None when they do not answer it."""
     passages = await knowledge.search(request.text, k=TOP_K)
+    found = await cited_answer(ctx, request, passages, template)
+    if found is None:
+        return None
+    answer, cited = found
+    text = answer
+    if cited:
+        text += "\n\n_Sources: " + "; ".join(cited) + "_"
+    links = [url for p in passages if set(p.labels) & set(cited) for url in p.links()]
+    return Outcome(
+        text=text,
+        intents=["general_question"],
+        summary="answered from the knowledge base",
+        links=list(dict.fromkeys(links)),
+    )
+
+
+async def cited_answer(
+    ctx: PipelineContext,
+    request: SupportRequest,
+    passages: list[RetrievedPassage],
+    template: PromptTemplate = ANSWER_FROM_KNOWLEDGE,
+) -> tuple[str, list[str]] | None:
+    """One step's answer from `passages` and its checked citations; None when the
+    passages do not answer the question (or there are none: then no call is made)."""
     if not passages:
         return None
     raw = {**request.raw(), "passages": [p.as_input() for p in passages]}
@@ -87,17 +111,7 @@ async def grounded_answer(
     )
     if not answer.answerable or not answer.answer.strip():
         return None
-    cited = checked_citations(answer.sources, passages)
-    text = answer.answer
-    if cited:
-        text += "\n\n_Sources: " + "; ".join(cited) + "_"
-    links = [url for p in passages if set(p.labels) & set(cited) for url in p.links()]
-    return Outcome(
-        text=text,
-        intents=["general_question"],
-        summary="answered from the knowledge base",
-        links=list(dict.fromkeys(links)),
-    )
+    return answer.answer, checked_citations(answer.sources, passages)
 
 
 def checked_citations(claimed: list[str], passages: list[RetrievedPassage]) -> list[str]:
