@@ -30,6 +30,7 @@ from bot.app import build_app, build_client
 from bot.faq.feature import FaqFeature
 from bot.home.feature import HomeFeature, HomeSection
 from bot.jobs import Jobs
+from bot.knowledge.feature import KnowledgeFeature
 from bot.messages.intake import SLACK_MESSAGE_JOB, Intake, IntakeConfig
 from bot.messages.reply_job import AnswersMessages, SlackReplyJob
 from bot.runtime import Runtime, open_runtime
@@ -66,7 +67,7 @@ class Feature(Protocol):
 
 def default_features() -> list[Feature]:
     """The features of every entry point, in App Home's order. Add yours here."""
-    return [HomeFeature(), TriageFeature(), FaqFeature()]
+    return [HomeFeature(), TriageFeature(), FaqFeature(), KnowledgeFeature()]
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The knowledge base in Slack: agents see its documents in App Home and remove one."""
