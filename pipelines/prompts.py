@@ -126,6 +126,18 @@ TECHNICAL_FROM_MANUALS = PromptTemplate(
     user="Manual passages:\n$passages\n\nEarlier turns:\n$history\n\nMessage:\n$message",
 )
 
+DRAFT_KNOWLEDGE_ENTRY = PromptTemplate(
+    name="draft_knowledge_entry",
+    system=(
+        "A support agent resolved a customer's conversation. Write one knowledge-base entry "
+        "from it for the next customer who asks the same: question, the customer's need as "
+        "one standalone question; answer, what the agent told them, condensed to two or "
+        "three sentences that hold in general. Leave out names, order, invoice and ticket "
+        "numbers, amounts and anything else about this one customer. " + DATA_RULE
+    ),
+    user="The customer wrote:\n$customer\n\nThe agent answered:\n$agent",
+)
+
 FAQ_QUESTIONS = PromptTemplate(
     name="faq_questions",
     system=(
@@ -163,6 +175,7 @@ ALL_TEMPLATES = (
     TECHNICAL_SUPPORT,
     ANSWER_FROM_KNOWLEDGE,
     TECHNICAL_FROM_MANUALS,
+    DRAFT_KNOWLEDGE_ENTRY,
     FAQ_QUESTIONS,
     FAQ_ANSWER,
     FAQ_SOURCES,

@@ -86,4 +86,29 @@ class KnowledgeGap(Timestamped, Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column()
 
 
-__all__ = ["KnowledgeDocument", "KnowledgeGap", "KnowledgePassage", "KnowledgeVector"]
+class KnowledgeDraft(Timestamped, Base):
+    """A knowledge entry drafted from a ticket an agent resolved: the customer's question
+    and the agent's answer, condensed by one step. One per ticket (a retried job drafts
+    nothing twice); knowledge only once an agent approves it (`storage.knowledge_drafts`)."""
+
+    __tablename__ = "kb_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), unique=True
+    )
+    ticket_number: Mapped[str] = mapped_column(String(16), default="")
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    review: Mapped[str] = mapped_column(String(16), default="pending")
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+__all__ = [
+    "KnowledgeDocument",
+    "KnowledgeDraft",
+    "KnowledgeGap",
+    "KnowledgePassage",
+    "KnowledgeVector",
+]

@@ -1,5 +1,5 @@
-"""App Home's knowledge-base section: the documents answers cite, for agents, each with a
-Remove button.
+"""The knowledge base in App Home, for agents: drafts from resolved tickets to approve
+(`bot.knowledge.drafts`), and the documents answers cite, each with a Remove button.
 
 Who may teach the bot: only a support agent removes knowledge. The button is shown to
 agents only, and every click is checked again here (a crafted click from anyone else is
@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.blocks import Block, actions, button, context, divider, escape, header, section
 from bot.home.feature import HomeFeature, HomeSection, HomeViewer
 from bot.interactions import Click, tell
+from bot.knowledge.drafts import DRAFT_JOB, DraftJob, DraftsSection, register_draft_review
 from storage.db import Database
 from storage.knowledge import DocumentInfo, list_documents, remove_document
 
@@ -80,12 +81,14 @@ class KnowledgeFeature:
     """The `bot.wiring.Feature` of the knowledge base's Slack surface."""
 
     def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
-        return {}
+        return {DRAFT_JOB: DraftJob(slack)}
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
-        return [KnowledgeSection(slack.core.db)]
+        return [DraftsSection(slack), KnowledgeSection(slack.core.db)]
 
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
+        register_draft_review(app, slack)
+
         async def on_remove(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
             await remove_clicked(slack, body, action)

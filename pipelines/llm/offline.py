@@ -35,6 +35,7 @@ class OfflineLLM:
             "technical_support": lambda i: {"reply": technical_reply(i["message"], i["products"])},
             "answer_from_knowledge": answer_from_passages,
             "technical_from_manuals": answer_from_passages,
+            "draft_knowledge_entry": draft_entry,
             "faq_questions": faq_questions,
             "faq_answer": faq_answer,
             "faq_sources": faq_sources,
@@ -142,6 +143,13 @@ def answer_from_passages(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 SHORT_PASSAGE = 400
+
+
+def draft_entry(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The customer's first question and the agent's words, trimmed (no condensing)."""
+    asked = rules.sentences(str(inputs["customer"])) or [str(inputs["customer"]).strip()]
+    question = next((s for s in asked if s.endswith("?")), asked[0])
+    return {"question": question[:500], "answer": " ".join(str(inputs["agent"]).split())[:3000]}
 
 
 def _extract(question: str, text: str) -> str:

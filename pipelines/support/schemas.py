@@ -78,6 +78,13 @@ class CitedAnswer(BaseModel):
     sources: list[str] = Field(default_factory=list, max_length=10)
 
 
+class DraftEntry(BaseModel):
+    """A knowledge entry drafted from a resolved ticket."""
+
+    question: str = Field(max_length=500)
+    answer: str = Field(max_length=3000)
+
+
 class QuestionList(BaseModel):
     questions: list[str] = Field(max_length=100)
 
