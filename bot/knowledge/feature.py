@@ -21,6 +21,7 @@ from bot.blocks import Block, actions, button, context, divider, escape, header,
 from bot.home.feature import HomeFeature, HomeSection, HomeViewer
 from bot.interactions import Click, tell
 from bot.knowledge.drafts import DRAFT_JOB, DraftJob, DraftsSection, register_draft_review
+from bot.knowledge.shortcut import ADD_JOB, AddJob, register_add_shortcut
 from storage.db import Database
 from storage.knowledge import DocumentInfo, list_documents, remove_document
 
@@ -81,13 +82,14 @@ class KnowledgeFeature:
     """The `bot.wiring.Feature` of the knowledge base's Slack surface."""
 
     def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
-        return {DRAFT_JOB: DraftJob(slack)}
+        return {DRAFT_JOB: DraftJob(slack), ADD_JOB: AddJob(slack)}
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
         return [DraftsSection(slack), KnowledgeSection(slack.core.db)]
 
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
         register_draft_review(app, slack)
+        register_add_shortcut(app, slack)
 
         async def on_remove(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
