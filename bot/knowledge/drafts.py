@@ -19,6 +19,7 @@ from bot.blocks import Block, actions, button, context, divider, escape, header,
 from bot.home.feature import HomeFeature, HomeViewer
 from bot.interactions import Click, tell
 from pipelines.knowledge.drafts import decide_draft, draft_from_ticket
+from storage.knowledge import open_gaps
 from storage.knowledge_drafts import Draft, DraftDecision, pending_drafts, tickets_to_draft
 from storage.queue import LeasedJob
 
@@ -63,15 +64,24 @@ class DraftsSection:
                 DRAFT_JOB, f"{DRAFT_JOB}:{ticket_id}", {"ticket_id": ticket_id}
             )
         drafts = await pending_drafts(sessions, MAX_LISTED + 1)
-        if not drafts:
-            return []
-        blocks: list[Block] = [
-            header("Knowledge drafts from resolved tickets"),
-            context("What agents answered, condensed. Approved drafts answer customers at once."),
-        ]
-        for draft in drafts[:MAX_LISTED]:
-            blocks += draft_blocks(draft)
-        blocks.append(divider())
+        gaps = await open_gaps(sessions, MAX_LISTED)
+        blocks: list[Block] = []
+        if drafts:
+            blocks += [
+                header("Knowledge drafts from resolved tickets"),
+                context("What agents answered, condensed. Approved drafts answer at once."),
+            ]
+            for draft in drafts[:MAX_LISTED]:
+                blocks += draft_blocks(draft)
+        if gaps:
+            asked = "\n".join(f"• {escape(gap.question[:200])}" for gap in gaps)
+            blocks += [
+                header("Questions the knowledge base could not answer"),
+                section(asked),
+                context("The newest first. Add a document that answers them: `supportbot kb add`."),
+            ]
+        if blocks:
+            blocks.append(divider())
         return blocks
 
 

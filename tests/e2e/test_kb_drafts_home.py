@@ -74,6 +74,9 @@ async def test_a_resolved_tickets_answer_becomes_knowledge_once_approved(
 
     before = await dm(bot, fake_slack, QUESTION, "U0NEXT", "D0N1")
     assert "five seconds" not in before.text
+    # The unanswered question is listed for agents as a knowledge gap.
+    home_text = str(await agent_home(bot, fake_slack))
+    assert "Questions the knowledge base could not answer" in home_text and QUESTION in home_text
     await interact(bot, home_click(APPROVE_DRAFT, str(draft.id), user=AGENT_ID))
     after = await dm(bot, fake_slack, QUESTION, "U0NEXT", "D0N2")
     assert "five seconds until they beep" in after.text
