@@ -14,12 +14,12 @@ import time
 import pytest
 
 from pipelines.config import LLMSettings
+from pipelines.knowledge.retrieval import KnowledgeBase
 from pipelines.llm import rate_limit
 from pipelines.llm.base import LLMError, LLMRequest, LLMResponse
 from pipelines.llm.gemini import GeminiLLM
 from pipelines.llm.reliability import CallGate, RetryPolicy
 from pipelines.steps import PipelineContext, Trace
-from pipelines.support.knowledge import KnowledgeBase
 from pipelines.support.orchestrator import Task, WorkerResult
 from pipelines.support.request import SupportRequest
 from pipelines.support.routing import answer_message
