@@ -49,6 +49,9 @@ class Settings(LLMSettings):
     support_agent_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     port: int = Field(default=3000, ge=1, le=65535)
+    # Replies appear as they are written (`bot.messages.stream`) where Slack allows it
+    # and the provider streams; false posts each reply once, finished.
+    slack_stream_replies: bool = True
     log_message_text: bool = False
     log_format: LogFormat = "text"  # `bot.logs`: a terminal's lines, or JSON for a collector
     # Bodies of POST /slack/events over this are refused with 413 before they are read

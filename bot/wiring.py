@@ -39,7 +39,7 @@ from bot.slack_calls import FATAL_SLACK_ERRORS
 from bot.triage.agents import AgentDirectory
 from bot.triage.feature import TriageFeature
 from bot.worker import JobHandler, Sweep, Worker
-from pipelines.llm.base import LLM
+from pipelines.llm.base import LLM, StreamingLLM
 from storage.conversations import ConversationStore
 from storage.migrate import apply_migrations
 from storage.queue import JobQueue
@@ -199,7 +199,15 @@ async def open_slack_runtime(
             features=default_features() if features is None else features,
             handlers={
                 SLACK_MESSAGE_JOB: SlackReplyJob(
-                    client, answer, conversations, TicketStore(core.db.sessions)
+                    client,
+                    answer,
+                    conversations,
+                    TicketStore(core.db.sessions),
+                    # Streaming shows text as the provider writes it: the offline one
+                    # answers at once, so its replies are simply posted.
+                    stream_replies=settings.slack_stream_replies
+                    and isinstance(core.llm, StreamingLLM),
+                    checkpoint=jobs.queue.checkpoint,
                 )
             },
         )

@@ -14,6 +14,15 @@ Slack errors are classified in `bot.slack_calls` (a persistent 429 retries after
 Retry-After, errors retrying cannot fix dead-letter at once, anything else retries with
 backoff); when the job finally gives up, the customer is told a person will follow up
 (if the bot can post there at all), and the ticket is escalated ("repeated failure").
+Where Slack allows it (`bot.messages.stream`: DMs, assistant threads, private channel
+threads) the reply streams while it is written: the plan's steps as task cards, then
+the checked words of the answer. The stream's ts is saved in the job's row as soon as it
+exists (`stream_ts`), so a retry does not start a second one: it finishes that message.
+Finishing always replaces the streamed text with the checked reply, its context line,
+buttons and metadata (`chat.stopStream`, then `chat.update`); the metadata is only added
+then, so a message found by it is a finished reply. Not covered: a crash between Slack
+starting the stream and the checkpoint's commit leaves that preview behind, unfinished.
+
 The reactions and the assistant status and title are cosmetic: their failures are only
 logged, except an error that would stop the reply too (the bot is not in the channel).
 
@@ -32,16 +41,19 @@ card can never block or fail the customer's reply.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.messages.stream import ReplyStream, stream_target
 from bot.messages.views import FOLLOW_UP_TEXT, follow_up_blocks, plain_text_fallback, reply_blocks
 from bot.metrics import REPLIES_POSTED
 from bot.slack_calls import BLOCK_ERRORS, Mrkdwn, Refused, SlackCalls, job_tag
 from bot.worker import JobFailed
 from pipelines.llm import LLMUnavailable
 from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
+from pipelines.support.drafts import drafting_to
 from storage.conversations import ConversationStore, ThreadKey
 from storage.models import Ticket
 from storage.queue import LeasedJob
@@ -54,6 +66,9 @@ REPLY_EVENT_TYPE = "supportbot_reply"
 WORKING_REACTION = "eyes"
 WORKING_STATUS = "is looking into it…"
 FALLBACK_TEXT_CHARS = 3000
+STREAM_TS = "stream_ts"  # the job payload's key for the message a stream started
+
+SaveCheckpoint = Callable[[LeasedJob, dict[str, Any]], Awaitable[bool]]
 
 # What observers are told about a ticket.
 TICKET_REPLIED = "replied"
@@ -84,11 +99,17 @@ class SlackReplyJob:
         service: AnswersMessages,
         conversations: ConversationStore | None = None,
         tickets: TicketStore | None = None,
+        stream_replies: bool = False,
+        checkpoint: SaveCheckpoint | None = None,
     ) -> None:
+        """`checkpoint` stores a job's payload while its lease is held; without it
+        replies never stream (a retry could not find the stream)."""
         self._slack = SlackCalls(client)
         self._service = service
         self._conversations = conversations
         self._tickets = tickets
+        self._stream_replies = stream_replies and checkpoint is not None
+        self._checkpoint = checkpoint
         self._observers: list[TicketObserver] = []
 
     def add_observer(self, observer: TicketObserver) -> None:
@@ -112,17 +133,28 @@ class SlackReplyJob:
             await self._show_working(message, assistant)
             shown.append(True)
 
+        stream_ts: str | None = job.payload.get(STREAM_TS)  # an earlier attempt's stream
+        stream = self._stream_for(job, message) if stream_ts is None else None
         try:
-            reply = await self._service.handle(message, on_working=on_working)
+            with drafting_to(stream):
+                reply = await self._service.handle(message, on_working=on_working)
         except LLMUnavailable as exc:
             raise JobFailed(f"LLM unavailable: {exc}") from exc
+        finally:
+            if stream is not None:
+                stream_ts = await stream.close()
         if reply.silent:
+            if stream_ts is not None:  # a person took over since an earlier attempt streamed
+                await self._remove_stream(message, stream_ts)
             if shown or job.is_retry:
                 await self._done_working(message)
             await self._notify(reply.ticket, TICKET_CUSTOMER_WROTE)
             REPLIES_POSTED.labels(kind="silent").inc()
             return {"ticket": reply.ticket_number, "silent": True}
-        ts = await self._post_reply(message, reply, job.id)
+        if stream_ts is not None:
+            ts = await self._finish_stream(message, reply, job.id, stream_ts)
+        else:
+            ts = await self._post_reply(message, reply, job.id)
         if shown or job.is_retry:  # an earlier attempt may have reacted before crashing
             await self._done_working(message)
         if assistant:
@@ -144,6 +176,14 @@ class SlackReplyJob:
         ticket_number, flagged = await self._flag_ticket(message, error)
         if flagged is not None:  # the card first: the post below may fail too
             await self._notify(flagged, TICKET_ESCALATED)
+        stream_ts = job.payload.get(STREAM_TS)
+        if stream_ts and await self._replace_stream(
+            message, stream_ts, FOLLOW_UP_TEXT, follow_up_blocks(ticket_number),
+            job_tag(REPLY_EVENT_TYPE, job.id).metadata(follow_up=True),
+        ):  # fmt: skip
+            REPLIES_POSTED.labels(kind="follow_up").inc()
+            await self._done_working(message)
+            return
         await self._slack.post(
             message.channel_id,
             FOLLOW_UP_TEXT,
@@ -180,6 +220,74 @@ class SlackReplyJob:
             )
         REPLIES_POSTED.labels(kind="answer").inc()
         return str(response.get("ts"))
+
+    def _stream_for(self, job: LeasedJob, message: IncomingMessage) -> ReplyStream | None:
+        """A stream for this reply when streaming is on and Slack allows it there."""
+        if not self._stream_replies:
+            return None
+        target = stream_target(message)
+        if target is None:
+            return None
+
+        async def remember(ts: str) -> None:
+            assert self._checkpoint is not None
+            if await self._checkpoint(job, {**job.payload, STREAM_TS: ts}):
+                job.payload[STREAM_TS] = ts  # `give_up` finishes this message too
+
+        return ReplyStream(self._slack, target, on_started=remember)
+
+    async def _finish_stream(
+        self, message: IncomingMessage, reply: SupportReply, job_id: int, stream_ts: str
+    ) -> str:
+        """Replace the streamed preview with the checked reply (one message in all)."""
+        text = Mrkdwn(plain_text_fallback(reply))
+        metadata = job_tag(REPLY_EVENT_TYPE, job_id).metadata()
+        if await self._replace_stream(message, stream_ts, text, reply_blocks(reply), metadata):
+            REPLIES_POSTED.labels(kind="streamed").inc()
+            return stream_ts
+        return await self._post_reply(message, reply, job_id)  # the preview is gone
+
+    async def _replace_stream(
+        self,
+        message: IncomingMessage,
+        stream_ts: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        metadata: dict[str, Any],
+    ) -> bool:
+        """Stop the stream and give its message `text`, `blocks` and `metadata`; False
+        when the message is no longer there (deleted), so the caller posts instead."""
+        client = self._slack.client
+        await self._slack.call(
+            "chat.stopStream",
+            client.chat_stopStream(channel=message.channel_id, ts=stream_ts),
+            best_effort=True,  # already stopped by an earlier attempt, or by Slack
+        )
+        updated = await self._slack.update(
+            message.channel_id,
+            stream_ts,
+            text,
+            blocks=blocks,
+            metadata=metadata,
+            tolerate={"message_not_found", *BLOCK_ERRORS},
+        )
+        if isinstance(updated, Refused) and updated.error in BLOCK_ERRORS:
+            logger.warning("blocks refused (%s); the reply is plain text", updated.error)
+            updated = await self._slack.update(
+                message.channel_id,
+                stream_ts,
+                Mrkdwn(text[:FALLBACK_TEXT_CHARS]),
+                metadata=metadata,
+                tolerate={"message_not_found"},
+            )
+        return not isinstance(updated, Refused)
+
+    async def _remove_stream(self, message: IncomingMessage, stream_ts: str) -> None:
+        await self._slack.call(
+            "chat.delete",
+            self._slack.client.chat_delete(channel=message.channel_id, ts=stream_ts),
+            best_effort=True,
+        )
 
     async def _show_working(self, message: IncomingMessage, assistant: bool) -> None:
         """An assistant status in AI-app threads, an :eyes: reaction elsewhere."""

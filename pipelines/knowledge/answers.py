@@ -20,6 +20,7 @@ from pipelines.prompts import (
     fence,
 )
 from pipelines.steps import PipelineContext
+from pipelines.support.drafts import reply_watcher
 from pipelines.support.request import Outcome, SupportRequest
 from pipelines.support.schemas import CitedAnswer, Reply
 
@@ -56,7 +57,14 @@ async def answer_technical(
         found.summary = "technical issue (from the manuals)"
         return found
     await _log_gap(knowledge, request, "technical_support")
-    reply = await ctx.step(TECHNICAL_SUPPORT, "worker", Reply, request.raw(), request.fenced())
+    reply = await ctx.step(
+        TECHNICAL_SUPPORT,
+        "worker",
+        Reply,
+        request.raw(),
+        request.fenced(),
+        on_partial=reply_watcher("reply"),
+    )
     return Outcome(
         text=f"{reply.reply}\n\n{GENERAL_ADVICE_NOTE}",
         intents=["technical_support"],
@@ -108,6 +116,7 @@ async def cited_answer(
             **request.fenced(),
             "passages": fence("passages", "\n\n".join(p.as_prompt() for p in passages)),
         },
+        on_partial=reply_watcher("answer"),
     )
     if not answer.answerable or not answer.answer.strip():
         return None

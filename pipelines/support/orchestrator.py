@@ -20,6 +20,7 @@ from rapidfuzz import fuzz, utils
 from pipelines.prompts import EXTRACT_CONCERN, PLAN_TASKS, SYNTHESIZE_REPLY, fence
 from pipelines.steps import PipelineContext
 from pipelines.support.disclosure import withhold_account_details
+from pipelines.support.drafts import StepNote, reply_watcher, report_step
 from pipelines.support.request import Outcome, SupportRequest
 from pipelines.support.schemas import BillingConcern, PlannedTask, Reply, TaskPlan
 from storage.backends import BusinessSystems, RecordNotFound, normalize_number
@@ -209,10 +210,39 @@ def build_workers(systems: BusinessSystems) -> dict[str, Worker]:
     }
 
 
+def task_title(task: Task) -> str:
+    """The step as the customer sees it while the workers run."""
+    if task.kind == "billing_inquiry":
+        return f"Checking invoice {task.params['invoice_number']}"
+    if task.kind == "status_update":
+        return f"Looking up {task.params['order_id']}"
+    return f"Opening a return for the {task.params['product_name']}"
+
+
+async def run_reported(
+    worker: Worker, ctx: PipelineContext, task: Task, request: SupportRequest, step_id: str
+) -> WorkerResult:
+    """Run one worker, telling whoever watches the reply that it started and how it ended."""
+    title = task_title(task)
+    report_step(StepNote(step_id, title, "in_progress"))
+    try:
+        result = await worker.run(ctx, task, request)
+    except BaseException:
+        report_step(StepNote(step_id, title, "error"))
+        raise
+    detail = "" if result.ok else (result.refusal or result.facts.get("error") or "")
+    report_step(StepNote(step_id, title, "complete" if result.ok else "error", str(detail)))
+    return result
+
+
 async def synthesize_reply(
     ctx: PipelineContext, request: SupportRequest, results: list[WorkerResult]
 ) -> str:
-    """Write one reply from the workers' results; make sure every action id is in it."""
+    """Write one reply from the workers' results; make sure every action id is in it.
+
+    The reply streams to whoever watches it (`pipelines.support.drafts`), cut before any
+    action id no worker produced: those are replaced below, after the text is complete.
+    """
     payload = [result.model_dump(mode="json") for result in results]
     draft = await ctx.step(
         SYNTHESIZE_REPLY,
@@ -223,8 +253,20 @@ async def synthesize_reply(
             "message": fence("customer_message", request.text),
             "results": fence("results", json.dumps(payload, indent=1)),
         },
+        on_partial=reply_watcher("reply", real_action_ids(results)),
     )
     return ensure_actions_mentioned(draft.reply, results)
+
+
+def real_action_ids(results: list[WorkerResult]) -> set[str]:
+    """The case and RMA numbers the workers created or named (nothing else is real)."""
+    return {
+        match
+        for result in results
+        for said in (result.action, result.refusal)
+        if said
+        for match in ACTION_ID.findall(said)
+    }
 
 
 def ensure_actions_mentioned(reply: str, results: list[WorkerResult]) -> str:
@@ -233,14 +275,7 @@ def ensure_actions_mentioned(reply: str, results: list[WorkerResult]) -> str:
     The customer must see every case and RMA number that was created or that a refusal
     names (the return already open), and only those.
     """
-    real = {
-        match
-        for result in results
-        for said in (result.action, result.refusal)
-        if said
-        for match in ACTION_ID.findall(said)
-    }
-    invented = set(ACTION_ID.findall(reply)) - real
+    invented = set(ACTION_ID.findall(reply)) - real_action_ids(results)
     for token in invented:
         reply = reply.replace(token, "(reference pending)")
     missing = [r.action for r in results if r.action and r.action.split()[0] not in reply]
@@ -277,7 +312,12 @@ async def orchestrate(
             ),
             summary="asked for details",
         )
-    done = await asyncio.gather(*(workers[task.kind].run(ctx, task, request) for task in tasks))
+    done = await asyncio.gather(
+        *(
+            run_reported(workers[task.kind], ctx, task, request, f"task-{number}")
+            for number, task in enumerate(tasks, 1)
+        )
+    )
     results = [*done, *questions]
     text = await synthesize_reply(ctx, request, results)
     if request.public:

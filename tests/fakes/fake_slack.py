@@ -14,6 +14,8 @@ kept with their text, blocks, thread and metadata, and `conversations.replies` r
 them (metadata only with `include_all_metadata`), which is what idempotent posting needs.
 Methods it does not know answer `unknown_method`; add one with `slack.respond(...)`.
 
+Streamed messages (`chat.startStream` ...) are in `tests/fakes/fake_slack_streams.py`.
+
 Socket Mode too: `apps.connections.open` hands out `ws://.../socket`, where the fake says
 `hello`; `await slack.send_socket_event(body)` sends an `events_api` envelope to the
 connected app and `slack.socket_acks` collects the app's acknowledgements.
@@ -34,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.fake_slack_files import SlackFilesMixin
+from tests.fakes.fake_slack_streams import SlackStreamsMixin
 
 Params = dict[str, Any]
 Responder = Callable[[Params], dict[str, Any]]
@@ -107,7 +110,7 @@ def _truthy(value: Any) -> bool:
     return str(value).lower() in {"1", "true", "yes"}
 
 
-class FakeSlack(SlackFilesMixin):
+class FakeSlack(SlackFilesMixin, SlackStreamsMixin):
     def __init__(
         self,
         *,
@@ -138,6 +141,7 @@ class FakeSlack(SlackFilesMixin):
         self._sockets: list[web.WebSocketResponse] = []
         self._envelopes = itertools.count(1)
         self._init_files()  # file downloads and uploads: tests/fakes/fake_slack_files.py
+        self._init_streams()  # chat.startStream/appendStream/stopStream: fake_slack_streams.py
         self.channel_members: dict[str, list[str]] = {}  # conversations.members, by channel
         # conversations.members of a channel not in `channel_members` (None: channel_not_found)
         self.default_members: list[str] | None = None
