@@ -111,14 +111,30 @@ async def pending_drafts(sessions: Sessions, limit: int = 20) -> list[Draft]:
         return [_draft(d) for d in await session.scalars(query)]
 
 
+async def get_draft(sessions: Sessions, draft_id: int) -> Draft | None:
+    async with sessions() as session:
+        row = await session.get(KnowledgeDraft, draft_id)
+        return _draft(row) if row is not None else None
+
+
 async def review_draft(
-    sessions: Sessions, draft_id: int, decision: DraftDecision, reviewer: str
+    sessions: Sessions,
+    draft_id: int,
+    decision: DraftDecision,
+    reviewer: str,
+    edited: tuple[str, str] | None = None,
 ) -> Draft | None:
-    """Decide a pending draft once; the draft as decided, None when it was not pending."""
+    """Decide a pending draft once, with the reviewer's `edited` (question, answer) if
+    any; the draft as decided, None when it was not pending."""
+    values: dict[str, object] = {
+        "review": decision, "reviewed_by": reviewer[:32], "reviewed_at": utcnow()
+    }  # fmt: skip
+    if edited is not None:
+        values["question"], values["answer"] = edited[0][:2000], edited[1][:6000]
     statement = (
         update(KnowledgeDraft)
         .where(KnowledgeDraft.id == draft_id, KnowledgeDraft.review == "pending")
-        .values(review=decision, reviewed_by=reviewer[:32], reviewed_at=utcnow())
+        .values(**values)
     )
     async with sessions() as session, session.begin():
         result = await session.execute(statement)

@@ -77,10 +77,15 @@ def entry_document(draft: Draft) -> NewDocument:
 
 
 async def decide_draft(
-    db: Database, draft_id: int, decision: DraftDecision, reviewer: str
+    db: Database,
+    draft_id: int,
+    decision: DraftDecision,
+    reviewer: str,
+    edited: tuple[str, str] | None = None,
 ) -> Draft | None:
-    """Approve (knowledge at once) or discard a pending draft; None when not pending."""
-    draft = await review_draft(db.sessions, draft_id, decision, reviewer)
+    """Approve (knowledge at once, as `edited` when the agent changed the question or
+    answer) or discard a pending draft; None when it was not pending."""
+    draft = await review_draft(db.sessions, draft_id, decision, reviewer, edited)
     if draft is not None and decision == "approved":
         await add_to_knowledge(db, entry_document(draft), source="ticket", added_by=reviewer)
     return draft
