@@ -65,6 +65,11 @@ JOB_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0),
 )
 JOBS_IN_FLIGHT = Gauge("supportbot_jobs_in_flight", "Jobs this process is working on now.")
+FEEDBACK_VOTES = Counter(
+    "supportbot_feedback_votes_total",
+    "Votes on the bot's replies, new or changed (re-clicks not counted), by vote.",
+    ["vote"],
+)
 REPLIES_POSTED = Counter(
     "supportbot_replies_posted_total",
     "Messages posted in customers' threads, by kind (answer, follow_up, already_posted).",
@@ -158,6 +163,7 @@ __all__ = [
     "ACK_SECONDS",
     "EVENTS_ENQUEUED",
     "EVENTS_RECEIVED",
+    "FEEDBACK_VOTES",
     "JOBS",
     "JOBS_IN_FLIGHT",
     "JOB_OUTCOMES",

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
 from bot.faq.feature import FaqFeature
+from bot.feedback.feature import FeedbackFeature
 from bot.home.feature import HomeFeature, HomeSection
 from bot.jobs import Jobs
 from bot.knowledge.feature import KnowledgeFeature
@@ -67,7 +68,7 @@ class Feature(Protocol):
 
 def default_features() -> list[Feature]:
     """The features of every entry point, in App Home's order. Add yours here."""
-    return [HomeFeature(), TriageFeature(), FaqFeature(), KnowledgeFeature()]
+    return [HomeFeature(), TriageFeature(), FaqFeature(), KnowledgeFeature(), FeedbackFeature()]
 
 
 @dataclass

@@ -384,7 +384,7 @@ class TokenSpend(Base):
 
 # The knowledge base's tables live in their own module; importing it here puts them in
 # `Base.metadata` wherever the models are loaded.
-from storage import knowledge_models  # noqa: E402
+from storage import feedback_models, knowledge_models  # noqa: E402
 
 __all__ = [
     "Base",
@@ -405,6 +405,7 @@ __all__ = [
     "TokenSpend",
     "TraceRun",
     "TraceStep",
+    "feedback_models",
     "knowledge_models",
     "utcnow",
 ]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from storage.conversations import ThreadKey
+from storage.feedback import VoteCounts, ticket_votes
 from storage.models import (
     ConversationTurn,
     Order,
@@ -87,6 +88,10 @@ class TicketQueries:
         )
         async with self._sessions() as session:
             return [TicketInfo.of(row) for row in (await session.scalars(query)).all()]
+
+    async def votes(self, ticket_id: int) -> VoteCounts:
+        """Feedback on the bot's replies in this ticket (`storage.feedback`)."""
+        return await ticket_votes(self._sessions, ticket_id)
 
     async def latest_turn(self, ticket_id: int, role: str = "customer") -> str | None:
         """The text of the ticket's latest turn by `role` (customer, bot or agent)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from bot.blocks import MAX_BLOCKS, MAX_SECTION_CHARS
 from bot.messages.views import (
+    FEEDBACK_ACTION,
     TALK_TO_HUMAN_ACTION,
     context_line,
     follow_up_blocks,
+    parse_feedback_value,
     plain_text_fallback,
     reply_blocks,
 )
@@ -36,7 +38,9 @@ def sections(blocks: list[dict]) -> list[str]:
 
 def test_short_reply_has_answer_context_and_button() -> None:
     blocks = reply_blocks(make_reply(actions=["RMA-000123 created"]))
-    assert [block["type"] for block in blocks] == ["section", "context", "actions"]
+    assert [block["type"] for block in blocks] == [
+        "section", "context", "actions", "context_actions"
+    ]  # fmt: skip
     assert blocks[0]["text"] == {"type": "mrkdwn", "text": "Your order ORD-10011 shipped with UPS."}
     context = blocks[1]["elements"][0]["text"]
     assert context.startswith("Ticket T-00012 · RMA-000123 created")
@@ -49,7 +53,7 @@ def test_short_reply_has_answer_context_and_button() -> None:
 
 def test_escalated_reply_has_no_handoff_button() -> None:
     blocks = reply_blocks(make_reply(escalated=True))
-    assert [block["type"] for block in blocks] == ["section", "context"]
+    assert [block["type"] for block in blocks] == ["section", "context", "context_actions"]
     assert "handed to the support team" in blocks[1]["elements"][0]["text"]
 
 
@@ -97,3 +101,15 @@ def test_follow_up_blocks_promise_a_person() -> None:
     assert "person" in blocks[0]["text"]["text"]
     assert blocks[1]["elements"][0]["text"] == "Ticket T-00012"
     assert len(follow_up_blocks()) == 1
+
+
+def test_every_answer_carries_feedback_buttons_naming_its_ticket_and_run() -> None:
+    reply = make_reply(run_id="run-1")
+    [feedback] = [b for b in reply_blocks(reply) if b["type"] == "context_actions"]
+    [element] = feedback["elements"]
+    assert element["type"] == "feedback_buttons" and element["action_id"] == FEEDBACK_ACTION
+    up, down = element["positive_button"]["value"], element["negative_button"]["value"]
+    assert parse_feedback_value(up) == ("up", "T-00012", "run-1")
+    assert parse_feedback_value(down) == ("down", "T-00012", "run-1")
+    assert parse_feedback_value("sideways|T-00012|run-1") is None
+    assert parse_feedback_value("up|<!channel>|x") is None

@@ -33,6 +33,7 @@ TRUNCATION_NOTE = "… (answer shortened to fit in Slack)"
 
 TALK_TO_HUMAN_ACTION = "talk_to_human"
 TALK_TO_HUMAN_LABEL = "Talk to a person"
+FEEDBACK_ACTION = "reply_feedback"
 
 PROVIDER_LABELS = {
     "gemini": "answered by Gemini",
@@ -74,14 +75,52 @@ def talk_to_human_button(ticket_number: str) -> Block:
     )
 
 
-def reply_blocks(reply: SupportReply) -> list[Block]:
-    """The reply as Block Kit: answer section(s), a context line, a "Talk to a person" button.
+def feedback_value(vote: str, ticket_number: str, run_id: str) -> str:
+    return f"{vote}|{ticket_number}|{run_id}"
 
-    The button is left out once the ticket is escalated: a person is already on it.
+
+def parse_feedback_value(value: str) -> tuple[str, str, str] | None:
+    """(vote, ticket number, run id) from a feedback button's value; None if malformed."""
+    vote, _, rest = value.partition("|")
+    number, _, run_id = rest.partition("|")
+    if vote not in ("up", "down") or not number.startswith("T-"):
+        return None
+    return vote, number[:16], run_id[:36]
+
+
+def feedback_buttons(reply: SupportReply) -> Block:
+    """Slack's thumbs up / down under an answer; the value names the ticket and the run."""
+
+    def choice(text: str, vote: str) -> dict[str, object]:
+        return {
+            "text": {"type": "plain_text", "text": text},
+            "accessibility_label": f"{text}: tell us about this answer",
+            "value": feedback_value(vote, reply.ticket_number, reply.run_id),
+        }
+
+    return {
+        "type": "context_actions",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": choice("Helpful", "up"),
+                "negative_button": choice("Not helpful", "down"),
+            }
+        ],
+    }
+
+
+def reply_blocks(reply: SupportReply) -> list[Block]:
+    """The reply as Block Kit: answer section(s), a context line, a "Talk to a person"
+    button and the feedback buttons.
+
+    The person button is left out once the ticket is escalated: a person is already on it.
     """
     footer: list[Block] = [context(context_line(reply))]
     if not reply.escalated:
         footer.append(talk_to_human_button(reply.ticket_number))
+    footer.append(feedback_buttons(reply))
     return [*answer_sections(reply, MAX_BLOCKS - len(footer)), *footer]
 
 
@@ -104,10 +143,13 @@ def follow_up_blocks(ticket_number: str | None = None) -> list[Block]:
 
 
 __all__ = [
+    "FEEDBACK_ACTION",
     "FOLLOW_UP_TEXT",
     "TALK_TO_HUMAN_ACTION",
     "context_line",
+    "feedback_buttons",
     "follow_up_blocks",
+    "parse_feedback_value",
     "plain_text_fallback",
     "reply_blocks",
 ]

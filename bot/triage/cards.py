@@ -175,11 +175,12 @@ class TriageCardJob:
             if ticket is None or ticket.version == rendered:
                 return
             latest = await self._store.latest_turn(ticket_id)
+            votes = await self._store.votes(ticket_id)
             response = await self._slack.update(
                 channel,
                 ts,
                 Mrkdwn(card_text(ticket)),
-                blocks=card_blocks(ticket, thread_url, latest),
+                blocks=card_blocks(ticket, thread_url, latest, votes),
                 tolerate={"message_not_found"},
             )
             if isinstance(response, Refused):  # someone deleted the card

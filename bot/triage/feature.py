@@ -82,6 +82,7 @@ from bot.triage.views import (
     without_handoff_button,
 )
 from bot.worker import JobHandler
+from storage.feedback import run_votes
 from storage.ticket_info import ESCALATED, TicketInfo, TicketSnapshot
 from storage.tickets import TicketStore, Transition
 from storage.traces import TraceStore
@@ -293,7 +294,9 @@ class TriageFeature:
         run_ids = await self.store.latest_run_ids(ticket.id, limit=MAX_TRACE_RUNS)
         traces = TraceStore(self.slack.core.db.sessions)
         runs = [run for run_id in run_ids if (run := await traces.load(run_id)) is not None]
-        return trace_modal(ticket.number, runs)
+        sessions = self.slack.core.db.sessions
+        votes = {run.id: await run_votes(sessions, run.id) for run in runs}
+        return trace_modal(ticket.number, runs, votes)
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         """Tell one person something in `channel` (the card's channel; nothing without)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.blocks import (
@@ -92,8 +92,9 @@ def step_text(step: TraceStep) -> str:
     return "\n".join(lines)[:MAX_SECTION_CHARS]
 
 
-def run_text(run: TraceRun) -> str:
-    """A run's heading: id, pipeline, status, when, totals, final output and error."""
+def run_text(run: TraceRun, votes: Sequence[tuple[str, str]] = ()) -> str:
+    """A run's heading: id, pipeline, status, when, totals, the votes on its reply
+    (user, up/down), final output and error."""
     steps = list(run.steps)
     emoji = STATUS_EMOJI.get(run.status, ":grey_question:")
     head = f"{emoji} *Run* `{escape(run.id)}` · {escape(run.pipeline)} · {escape(run.status)}"
@@ -112,6 +113,11 @@ def run_text(run: TraceRun) -> str:
         )
     )
     lines = [head, " · ".join(details), f"Everything: `{escape(cli_command(run.id))}`"]
+    if votes:
+        said = " · ".join(
+            f"{':+1:' if vote == 'up' else ':-1:'} <@{escape(user)}>" for user, vote in votes
+        )
+        lines.append(f"*Feedback* {said}")
     if run.error:
         lines.append(":x: *Run error* " + code_block(run.error, MAX_ERROR_CHARS))
     if run.output is not None:
@@ -119,7 +125,11 @@ def run_text(run: TraceRun) -> str:
     return "\n".join(lines)[:MAX_SECTION_CHARS]
 
 
-def trace_modal(ticket_number: str, runs: Sequence[TraceRun]) -> View:
+def trace_modal(
+    ticket_number: str,
+    runs: Sequence[TraceRun],
+    votes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+) -> View:
     """The modal of a ticket's runs (newest first; at most MAX_TRACE_RUNS are shown).
 
     Each run's steps are listed in order within a fair share of the modal
@@ -148,7 +158,7 @@ def trace_modal(ticket_number: str, runs: Sequence[TraceRun]) -> View:
         runs_left = len(shown_runs) - index
         block_limit = len(blocks) + (MAX_VIEW_BLOCKS - 1 - len(blocks)) // runs_left
         char_limit = chars + (MAX_VIEW_CHARS - MAX_SECTION_CHARS - chars) // runs_left
-        heading = [divider(), section(run_text(run))]
+        heading = [divider(), section(run_text(run, (votes or {}).get(run.id, ())))]
         if len(blocks) + 2 > block_limit or chars + _size(heading) > char_limit:
             omitted += [f"run `{escape(r.id)}`" for r in shown_runs[index:]]
             break

@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.blocks import Block, actions, button, context, escape, fields_section, section
 from bot.messages.views import TALK_TO_HUMAN_ACTION
+from storage.feedback import VoteCounts
 from storage.ticket_info import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
 
 CLAIM_ACTION = "triage_claim"
@@ -150,9 +151,13 @@ def is_direct_message(ticket: TicketInfo) -> bool:
 
 
 def card_blocks(
-    ticket: TicketInfo, thread_url: str | None = None, latest: str | None = None
+    ticket: TicketInfo,
+    thread_url: str | None = None,
+    latest: str | None = None,
+    votes: VoteCounts | None = None,
 ) -> list[Block]:
-    """The triage card of one ticket; `latest` is the customer's latest message.
+    """The triage card of one ticket; `latest` is the customer's latest message, `votes`
+    the feedback on the bot's replies (a thumbs-down is flagged).
 
     A direct message between a customer and the bot is private: agents can neither open
     nor answer it, so its card has no thread link and says to contact the customer.
@@ -180,6 +185,9 @@ def card_blocks(
         if len(quoted) > MAX_QUOTE_CHARS:
             quoted = quoted[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
         blocks.append(section(f"*Latest message*\n>{quoted}"))
+    if votes is not None and (votes.up or votes.down):
+        flag = ":thumbsdown: *The customer found an answer unhelpful* · " if votes.down else ""
+        blocks.append(section(f"{flag}Feedback: :+1: {votes.up} · :-1: {votes.down}"))
     if ticket.status in (ESCALATED, CLAIMED) and ticket.escalation_reason:
         reason = escape(ticket.escalation_reason)[:MAX_LIST_CHARS]
         blocks.append(section(f":warning: *Escalated:* {reason}"))

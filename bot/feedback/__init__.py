@@ -1,0 +1,1 @@
+"""Customers' verdicts on the answers: feedback buttons under every reply."""
