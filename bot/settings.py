@@ -69,6 +69,11 @@ class Settings(LLMSettings):
     faq_max_questions_customer: int = Field(default=10, ge=1, le=50)
     faq_max_document_chars_customer: int = Field(default=100_000, ge=1_000, le=400_000)
 
+    # The satisfaction question when an agent resolves a ticket (`bot.feedback.csat`): the
+    # share of tickets asked (0 = never), and days a customer is not asked again after one.
+    csat_sample: float = Field(default=1.0, ge=0.0, le=1.0)
+    csat_quiet_days: int = Field(default=7, ge=0)
+
     @field_validator("support_channels", "support_agent_ids", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

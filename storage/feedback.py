@@ -1,4 +1,5 @@
-"""Votes on the bot's replies: recorded once per reply and person, counted per ticket.
+"""Votes on the bot's replies (recorded once per reply and person, counted per ticket)
+and the satisfaction question asked once per resolved ticket.
 
 A vote is an upsert keyed on (reply message, user): the first click inserts it, a click
 on the other button replaces it, the same click again changes nothing and says so, so a
@@ -7,6 +8,7 @@ thumbs-down is acted on (the offer of a person, the card's flag) once per change
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Sessions
-from storage.feedback_models import ReplyVote
+from storage.feedback_models import CsatSurvey, ReplyVote
 from storage.models import Ticket, utcnow
 
 Vote = Literal["up", "down"]
@@ -101,4 +103,98 @@ async def run_votes(sessions: Sessions, run_id: str) -> list[tuple[str, str]]:
         return [(str(u), str(v)) for u, v in (await session.execute(query)).all()]
 
 
-__all__ = ["VOTES", "Vote", "VoteChange", "VoteCounts", "record_vote", "run_votes", "ticket_votes"]
+@dataclass(frozen=True)
+class Survey:
+    id: int
+    ticket_id: int
+    slack_user_id: str
+    channel_id: str
+    message_ts: str | None
+    score: int | None
+    comment: str | None
+
+
+async def reserve_survey(
+    sessions: Sessions,
+    *,
+    ticket_id: int,
+    user_id: str,
+    channel_id: str,
+    quiet_since: dt.datetime | None,
+) -> Survey | None:
+    """Reserve the ticket's one satisfaction question; None when it was asked before or
+    the customer was asked about another ticket since `quiet_since` (the quiet period)."""
+    async with sessions() as session, session.begin():
+        if quiet_since is not None:
+            recent = await session.scalar(
+                select(func.count())
+                .select_from(CsatSurvey)
+                .where(CsatSurvey.slack_user_id == user_id, CsatSurvey.asked_at >= quiet_since)
+            )
+            if recent:
+                return None
+        row = CsatSurvey(ticket_id=ticket_id, slack_user_id=user_id[:32], channel_id=channel_id)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            return None
+    return _survey(row)
+
+
+async def get_survey(sessions: Sessions, ticket_id: int) -> Survey | None:
+    async with sessions() as session:
+        row = await session.scalar(select(CsatSurvey).where(CsatSurvey.ticket_id == ticket_id))
+        return _survey(row) if row is not None else None
+
+
+async def survey_posted(sessions: Sessions, survey_id: int, message_ts: str) -> None:
+    async with sessions() as session, session.begin():
+        row = await session.get(CsatSurvey, survey_id)
+        if row is not None:
+            row.message_ts = message_ts[:32]
+
+
+async def answer_survey(
+    sessions: Sessions,
+    ticket_id: int,
+    user_id: str,
+    *,
+    score: int | None = None,
+    comment: str | None = None,
+) -> Survey | None:
+    """Store the customer's score (1-5) and/or comment; None when there is no question
+    for this ticket or `user_id` is not the customer it was asked of."""
+    async with sessions() as session, session.begin():
+        row = await session.scalar(select(CsatSurvey).where(CsatSurvey.ticket_id == ticket_id))
+        if row is None or row.slack_user_id != user_id:
+            return None
+        if score is not None:
+            row.score = max(1, min(5, score))
+        if comment is not None:
+            row.comment = comment[:3000]
+        row.answered_at = utcnow()
+        return _survey(row)
+
+
+def _survey(row: CsatSurvey) -> Survey:
+    return Survey(
+        row.id, row.ticket_id, row.slack_user_id, row.channel_id, row.message_ts, row.score,
+        row.comment,
+    )  # fmt: skip
+
+
+__all__ = [
+    "VOTES",
+    "Survey",
+    "Vote",
+    "VoteChange",
+    "VoteCounts",
+    "answer_survey",
+    "get_survey",
+    "record_vote",
+    "reserve_survey",
+    "run_votes",
+    "survey_posted",
+    "ticket_votes",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, utcnow
@@ -34,4 +34,28 @@ class ReplyVote(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-__all__ = ["ReplyVote"]
+class CsatSurvey(Base):
+    """The one satisfaction question a resolved ticket's customer is asked (issue 15).
+
+    One row per ticket, ever (unique `ticket_id`): inserting it is what reserves the
+    question, so a second resolve, a redelivered click or two workers ask once. `score`
+    (1-5) and `comment` stay empty until the customer answers; a later click replaces the
+    score (they changed their mind), the comment is kept.
+    """
+
+    __tablename__ = "csat_surveys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), unique=True
+    )
+    slack_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+__all__ = ["CsatSurvey", "ReplyVote"]

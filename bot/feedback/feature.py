@@ -1,4 +1,5 @@
-"""Feedback on every answer: Slack's thumbs up / down under each reply, stored.
+"""Feedback on every answer (Slack's thumbs up / down under each reply, stored) and the
+satisfaction question when a ticket is resolved (`bot.feedback.csat`).
 
 A vote is stored against the reply's message and its pipeline run (`storage.feedback`):
 one per person and reply, a changed vote replaces the old one, a re-click does nothing.
@@ -17,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import section
+from bot.feedback.csat import CSAT_JOB, CsatQuestionJob, ask_on_resolve, register_csat
 from bot.home.feature import HomeSection
 from bot.interactions import Click
 from bot.messages.views import FEEDBACK_ACTION, parse_feedback_value, talk_to_human_button
 from bot.metrics import FEEDBACK_VOTES
 from bot.slack_calls import call
 from storage.feedback import Vote, record_vote
+from storage.ticket_info import TicketInfo
 from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
@@ -37,17 +40,30 @@ SORRY_TEXT = (
 
 
 class FeedbackFeature:
-    """Registers the feedback listener; no jobs and no App Home section of its own."""
+    """Feedback buttons under replies, and the satisfaction question on resolve
+    (`bot.feedback.csat`)."""
+
+    def __init__(self) -> None:
+        self._slack: SlackRuntime | None = None
 
     def register(self, app: AsyncApp, slack: SlackRuntime) -> None:
+        self._slack = slack
+
         async def on_feedback(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
             await feedback_clicked(slack, body, action)
 
         app.action(FEEDBACK_ACTION)(on_feedback)
+        register_csat(app, slack)
 
     def job_handlers(self, slack: SlackRuntime) -> Mapping[str, JobHandler]:
-        return {}
+        self._slack = slack
+        return {CSAT_JOB: CsatQuestionJob(slack)}
+
+    async def ticket_resolved(self, ticket: TicketInfo) -> None:
+        """Told by the triage feature when an agent resolved a ticket: ask the customer."""
+        if self._slack is not None:
+            await ask_on_resolve(self._slack, ticket)
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
         return []

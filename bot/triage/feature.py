@@ -220,6 +220,20 @@ class TriageFeature:
             await self.refresh_card(result.ticket, action_id if result.ok else None)
         if not result.ok:
             await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
+        elif action_id == RESOLVE_ACTION and result.ticket is not None:
+            await self.tell_resolved(result.ticket)
+
+    async def tell_resolved(self, ticket: TicketInfo) -> None:
+        """Features that act on a resolve (the satisfaction question) hear about it;
+        their failure never undoes the resolve."""
+        for feature in self.slack.features:
+            hook = getattr(feature, "ticket_resolved", None)
+            if hook is None:
+                continue
+            try:
+                await hook(ticket)
+            except Exception as exc:
+                logger.warning("after resolving %s: %s", ticket.number, exc)
 
     async def talk_to_human(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
         click = Click.of(body, action)

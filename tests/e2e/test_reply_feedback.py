@@ -1,23 +1,28 @@
-"""Feedback on every answer over HTTP: signed feedback-button clicks on a real reply, the
+"""Feedback on every answer and CSAT on resolve, over HTTP: signed feedback-button clicks on a real reply, the
 vote stored once per person and reply (changed, re-clicked), a thumbs-down offering a
 person and flagging the triage card, and the votes in the agents' trace modal."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from bot.feedback.csat import CSAT_ACTION, CSAT_EVENT_TYPE, NOT_YOURS_TEXT
 from bot.feedback.feature import SORRY_TEXT, FeedbackFeature
 from bot.home.feature import HomeFeature
 from bot.messages.views import FEEDBACK_ACTION, TALK_TO_HUMAN_ACTION
 from bot.settings import Settings
 from bot.triage.feature import TriageFeature
-from storage.feedback_models import ReplyVote
-from tests.e2e.conftest import BotServer, run_bot_server
+from bot.triage.views import REOPEN_ACTION, RESOLVE_ACTION
+from storage.feedback_models import CsatSurvey, ReplyVote
+from tests.e2e.conftest import AGENT_ID, BotServer, run_bot_server
 from tests.e2e.test_triage_slack import (
+    STRANGER,
+    TRIAGE,
     block_action,
     cards,
     click,
@@ -27,7 +32,7 @@ from tests.e2e.test_triage_slack import (
     triage_settings,  # noqa: F401 (a fixture)
 )
 from tests.fakes.fake_slack import FakeSlack, Posted
-from tests.slack_signing import dm_event
+from tests.slack_signing import TEAM_ID, dm_event
 
 
 @pytest.fixture
@@ -109,3 +114,98 @@ async def test_a_forged_feedback_value_stores_nothing(
     await click(bot, vote_click(reply, "meh|T-00001|run"))  # no such vote
     await idle(bot)
     assert await votes(bot) == []
+
+
+# --- CSAT on resolve ----------------------------------------------------------------------
+
+
+def csat_questions(fake: FakeSlack, channel: str, thread_ts: str) -> list[Posted]:
+    return [
+        m
+        for m in fake.posts(channel, thread_ts)
+        if (m.metadata or {}).get("event_type") == CSAT_EVENT_TYPE
+    ]
+
+
+def csat_value(question: Posted, label: str) -> str:
+    return next(
+        element["value"]
+        for block in question.blocks or []
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["text"]["text"] == label
+    )
+
+
+async def survey_row(bot: BotServer) -> CsatSurvey | None:
+    async with bot.slack.core.db.sessions() as session:
+        return await session.scalar(select(CsatSurvey))
+
+
+async def test_resolving_asks_one_csat_question_that_only_the_customer_answers(
+    bot: BotServer, fake_slack: FakeSlack
+) -> None:
+    event = dm_event("Where is my order ORD-10011?")
+    await bot.post_event(event)
+    await fake_slack.wait_for(lambda: len(cards(fake_slack)) == 1, within=10)
+    await idle(bot)
+    [card] = cards(fake_slack)
+    await click(bot, block_action(RESOLVE_ACTION, "T-00001", user=AGENT_ID, channel=TRIAGE))
+    await idle(bot)
+    [question] = csat_questions(fake_slack, "D0CUST", event["ts"])
+    assert "T-00001 is resolved. How did we do?" in question.text
+
+    great = csat_value(question, "Great")
+    await click(bot, block_action(CSAT_ACTION, great, user=STRANGER, channel="D0CUST",
+                                  message=question))  # fmt: skip
+    assert ephemerals(fake_slack, STRANGER)[-1] == NOT_YOURS_TEXT
+    survey = await survey_row(bot)
+    assert survey is not None and survey.score is None
+
+    opened = len(fake_slack.calls_to("views.open"))
+    await click(bot, block_action(CSAT_ACTION, great, user="U0CUST", channel="D0CUST",
+                                  message=question))  # fmt: skip
+    survey = await survey_row(bot)
+    assert survey is not None and survey.score == 5
+    assert len(fake_slack.calls_to("views.open")) == opened + 1  # the optional comment
+    modal_view = fake_slack.calls_to("views.open")[-1].params["view"]
+    modal_view = json.loads(modal_view) if isinstance(modal_view, str) else modal_view
+    comment = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID},
+        "user": {"id": "U0CUST", "team_id": TEAM_ID},
+        "api_app_id": "A0TEST",
+        "view": {**modal_view, "id": "V0CSAT", "state": {"values": {
+            "csat_comment": {"text": {"type": "plain_text_input", "value": "Quick, thanks!"}}
+        }}},
+    }  # fmt: skip
+    await click(bot, comment)
+    survey = await survey_row(bot)
+    assert survey is not None and survey.comment == "Quick, thanks!" and survey.score == 5
+    assert (
+        "Thanks for telling us (great)" in csat_questions(fake_slack, "D0CUST", event["ts"])[0].text
+    )
+
+    # Reopened and resolved again: the ticket was asked once, it is not asked again.
+    await click(bot, block_action(REOPEN_ACTION, "T-00001", user=AGENT_ID, channel=TRIAGE))
+    await click(bot, block_action(RESOLVE_ACTION, "T-00001", user=AGENT_ID, channel=TRIAGE))
+    await idle(bot)
+    assert len(csat_questions(fake_slack, "D0CUST", event["ts"])) == 1
+    assert card is not None
+
+
+async def test_csat_sample_zero_asks_nobody(
+    triage_settings: Settings,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    settings = triage_settings.model_copy(update={"csat_sample": 0.0})
+    features = [HomeFeature(), TriageFeature(), FeedbackFeature()]
+    async with run_bot_server(settings, features=features) as server:
+        event = dm_event("Where is my order ORD-10011?")
+        await server.post_event(event)
+        await fake_slack.wait_for(lambda: len(cards(fake_slack)) == 1, within=10)
+        await idle(server)
+        await click(server, block_action(RESOLVE_ACTION, "T-00001", user=AGENT_ID, channel=TRIAGE))
+        await idle(server)
+        assert csat_questions(fake_slack, "D0CUST", event["ts"]) == []
+        assert await survey_row(server) is None
