@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import read_only
-from storage.models import ConversationTurn, Ticket
+from storage.models import ConversationTurn, Ticket, UTCDateTime, utcnow
+from storage.sql_time import SecondsBetween
 
 HISTORY_TURNS = 12
 
@@ -105,6 +107,8 @@ class ConversationStore:
                         run_id=run_id,
                     )
                 )
+                if role in REPLY_ROLES:
+                    await _note_reply(session, ticket_id, role)
 
     async def history(
         self,
@@ -154,4 +158,28 @@ def _ticket_query(key: ThreadKey) -> Select[Ticket]:
         Ticket.team_id == key.team_id,
         Ticket.channel_id == key.channel_id,
         Ticket.thread_ts == key.thread_ts,
+    )
+
+
+REPLY_ROLES = frozenset({"bot", "agent"})
+
+
+async def _note_reply(session: AsyncSession, ticket_id: int, role: str) -> None:
+    """Keep the ticket's numbers (`storage.support_report`): the seconds to its first
+    reply, and that a person took part when an agent wrote. Not a change of the ticket:
+    `updated_at` (its version) stays."""
+    values: dict[str, Any] = {
+        "first_response_s": func.coalesce(
+            Ticket.first_response_s,
+            SecondsBetween(Ticket.created_at, literal(utcnow(), UTCDateTime())),
+        ),
+        "updated_at": Ticket.updated_at,
+    }
+    if role == "agent":
+        values["person_involved"] = True
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -212,7 +215,19 @@ class Ticket(Timestamped, Base):
     """One support conversation (one Slack thread, or one CLI chat)."""
 
     __tablename__ = "tickets"
-    __table_args__ = (UniqueConstraint("team_id", "channel_id", "thread_ts"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "thread_ts"),
+        # `supportbot report`: a period's figures from the index alone (covering)
+        Index(
+            "ix_tickets_report",
+            "created_at",
+            "primary_intent",
+            "person_involved",
+            "first_response_s",
+            "resolution_s",
+            "escalated_at",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_number: Mapped[str | None] = mapped_column(String(16), unique=True)
@@ -230,6 +245,16 @@ class Ticket(Timestamped, Base):
     assignee: Mapped[str | None] = mapped_column(String(32))
     triage_channel: Mapped[str | None] = mapped_column(String(32))
     triage_ts: Mapped[str | None] = mapped_column(String(32))
+    # For the support numbers (`storage.support_report`), kept as they happen so a report
+    # over 100,000 tickets reads one row each: the first intent, the first escalation
+    # (kept when handed back or reopened), whether a person took part (escalated, claimed
+    # or wrote in it), seconds to the first reply, the latest resolve and its seconds.
+    primary_intent: Mapped[str | None] = mapped_column(String(40))
+    escalated_at: Mapped[dt.datetime | None] = mapped_column()
+    person_involved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    first_response_s: Mapped[float | None] = mapped_column(Float)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()
+    resolution_s: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

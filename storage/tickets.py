@@ -31,10 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, literal, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from storage.models import Ticket, utcnow
+from storage.models import Ticket, UTCDateTime, utcnow
+from storage.sql_time import SecondsBetween
 from storage.ticket_info import (
     CLAIMED,
     ESCALATED,
@@ -76,6 +77,7 @@ class TicketStore(TicketQueries):
             [Ticket.status.not_in([CLAIMED, RESOLVED])],
             status=CLAIMED,
             assignee=agent,
+            person_involved=True,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -94,6 +96,8 @@ class TicketStore(TicketQueries):
             status=OPEN,
             assignee=None,
             escalation_reason=None,
+            resolved_at=None,
+            resolution_s=None,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -112,6 +116,8 @@ class TicketStore(TicketQueries):
             status=OPEN,
             assignee=None,
             escalation_reason=None,
+            resolved_at=None,
+            resolution_s=None,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -122,9 +128,11 @@ class TicketStore(TicketQueries):
 
     async def resolve(self, ticket_id: int, agent: str) -> Transition:
         """Close the ticket (any agent may); `assignee` records who resolved it."""
+        now = utcnow()
         changed = await self._transition(
-            ticket_id, [Ticket.status != RESOLVED], status=RESOLVED, assignee=agent
-        )
+            ticket_id, [Ticket.status != RESOLVED], status=RESOLVED, assignee=agent,
+            resolved_at=now, resolution_s=SecondsBetween(Ticket.created_at, literal(now, UTCDateTime())),
+        )  # fmt: skip
         if changed is not None:
             return Transition(True, changed)
         current = await self.get(ticket_id)
@@ -138,6 +146,8 @@ class TicketStore(TicketQueries):
             status=OPEN,
             assignee=None,
             escalation_reason=None,
+            resolved_at=None,
+            resolution_s=None,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -152,6 +162,8 @@ class TicketStore(TicketQueries):
             status=ESCALATED,
             assignee=None,
             escalation_reason=reason[:MAX_REASON_CHARS],
+            escalated_at=func.coalesce(Ticket.escalated_at, utcnow()),
+            person_involved=True,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -180,6 +192,7 @@ class TicketStore(TicketQueries):
             ticket = await session.get_one(Ticket, ticket_id, with_for_update=True)
             if intents:
                 ticket.intents = list(dict.fromkeys([*ticket.intents, *intents]))
+                ticket.primary_intent = ticket.primary_intent or str(ticket.intents[0])[:40]
             if tasks:
                 ticket.tasks = [*ticket.tasks, *[t for t in tasks if t not in ticket.tasks]]
             if actions:
@@ -191,6 +204,8 @@ class TicketStore(TicketQueries):
                     ticket.status = ESCALATED
                     ticket.assignee = None
                     ticket.escalation_reason = escalation_reason[:MAX_REASON_CHARS]
+                    ticket.escalated_at = ticket.escalated_at or utcnow()
+                    ticket.person_involved = True
                 else:
                     ticket.status = WAITING
             ticket.updated_at = utcnow()

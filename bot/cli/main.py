@@ -21,6 +21,7 @@ from bot.cli.eval import register as register_eval
 from bot.cli.faq_review import register as register_faq_review
 from bot.cli.kb import register as register_kb
 from bot.cli.maintenance import register as register_maintenance
+from bot.cli.report import register as register_report
 from bot.cli.server import register as register_server
 from bot.cli.tickets import register as register_tickets
 from pipelines.faq import MAX_QUESTIONS
@@ -313,6 +314,7 @@ register_eval(app)
 register_faq_review(app)
 register_kb(app)
 register_maintenance(app)
+register_report(app)
 register_server(app)
 register_tickets(app)
 

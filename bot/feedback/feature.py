@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import section
 from bot.feedback.csat import CSAT_JOB, CsatQuestionJob, ask_on_resolve, register_csat
+from bot.feedback.numbers import SupportNumbersSection
 from bot.home.feature import HomeSection
 from bot.interactions import Click
 from bot.messages.views import FEEDBACK_ACTION, parse_feedback_value, talk_to_human_button
@@ -66,7 +67,7 @@ class FeedbackFeature:
             await ask_on_resolve(self._slack, ticket)
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
-        return []
+        return [SupportNumbersSection(slack.core.db.sessions)]
 
 
 async def feedback_clicked(

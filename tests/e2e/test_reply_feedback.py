@@ -4,7 +4,11 @@ person and flagging the triage card, and the votes in the agents' trace modal.""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +23,8 @@ from bot.settings import Settings
 from bot.triage.feature import TriageFeature
 from bot.triage.views import REOPEN_ACTION, RESOLVE_ACTION
 from storage.feedback_models import CsatSurvey, ReplyVote
-from tests.e2e.conftest import AGENT_ID, BotServer, run_bot_server
+from storage.support_report import support_report
+from tests.e2e.conftest import AGENT_ID, SUPPORTBOT, BotServer, run_bot_server
 from tests.e2e.test_triage_slack import (
     STRANGER,
     TRIAGE,
@@ -27,6 +32,7 @@ from tests.e2e.test_triage_slack import (
     cards,
     click,
     ephemerals,
+    home_opened,
     idle,
     text_of,
     triage_settings,  # noqa: F401 (a fixture)
@@ -209,3 +215,46 @@ async def test_csat_sample_zero_asks_nobody(
         await idle(server)
         assert csat_questions(fake_slack, "D0CUST", event["ts"]) == []
         assert await survey_row(server) is None
+
+
+# --- the numbers ---------------------------------------------------------------------------
+
+
+async def test_the_numbers_follow_real_tickets_in_app_home_and_the_cli(
+    bot: BotServer,
+    fake_slack: FakeSlack,
+    triage_settings: Settings,  # noqa: F811
+) -> None:
+    answered = dm_event("Where is my order ORD-10011?")
+    await bot.post_event(answered)
+    escalated = dm_event("I want to talk to a person", user="U0CUST2", channel="D0CUST2")
+    await bot.post_event(escalated)
+    await fake_slack.wait_for(lambda: len(cards(fake_slack)) == 2, within=10)
+    await idle(bot)
+    await click(bot, block_action(RESOLVE_ACTION, "T-00001", user=AGENT_ID, channel=TRIAGE))
+    await idle(bot)
+
+    now = dt.datetime.now(dt.UTC)
+    report = await support_report(bot.slack.core.db.sessions, now - dt.timedelta(days=1), now)
+    overall = report.overall
+    assert overall.tickets == 2
+    assert overall.escalation_rate == 0.5 and overall.deflection_rate == 0.5
+    assert overall.first_response_p50_s is not None and overall.first_response_p50_s < 30
+    assert overall.resolution_p50_s is not None and overall.resolution_p90_s is not None
+    assert report.by_intent["order_status"].tickets == 1
+
+    await home_opened(bot, AGENT_ID)
+    await home_opened(bot, "U0CUST")
+    published = {
+        c.params["user_id"]: str(c.params["view"]) for c in fake_slack.calls_to("views.publish")
+    }
+    assert "Support numbers" in published[AGENT_ID] and "2 tickets" in published[AGENT_ID]
+    assert "Support numbers" not in published["U0CUST"]
+
+    env = {**os.environ, "DATABASE_URL": triage_settings.database_url}
+    done = await asyncio.to_thread(
+        subprocess.run, [SUPPORTBOT, "report", "--since", "1d", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    printed = json.loads(done.stdout)
+    assert printed["overall"]["tickets"] == 2 and printed["overall"]["escalation_rate"] == 0.5

@@ -1,13 +1,17 @@
-"""feedback: votes on replies and the satisfaction question of resolved tickets
+"""feedback and the support numbers: votes, the satisfaction question, ticket figures
 
 reply_votes: one row per reply message and Slack user (a changed vote updates it), with
 the run id of the trace that wrote the reply; counted on the ticket's triage card.
 csat_surveys: the one question a resolved ticket's customer is asked (unique ticket),
-with their score and comment once they answer.
+with their score and comment once they answer. On tickets, for `supportbot report`:
+primary_intent, escalated_at, person_involved, first_response_s, resolved_at,
+resolution_s, and an index on created_at that covers them. Tickets from before this migration have no
+figures (NULL, person_involved false): a report over their period counts them as
+tickets without times.
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-04 00:23:43.766948
+Create Date: 2026-12-04 00:31:46.958338
 """
 
 from collections.abc import Sequence
@@ -16,7 +20,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import storage.models
-
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -79,8 +82,39 @@ def upgrade() -> None:
         batch_op.create_index("ix_reply_votes_run", ["run_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_reply_votes_ticket_id"), ["ticket_id"], unique=False)
 
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("primary_intent", sa.String(length=40), nullable=True))
+        batch_op.add_column(
+            sa.Column("escalated_at", storage.models.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("person_involved", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+        batch_op.add_column(sa.Column("first_response_s", sa.Float(), nullable=True))
+        batch_op.add_column(
+            sa.Column("resolved_at", storage.models.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("resolution_s", sa.Float(), nullable=True))
+        batch_op.create_index(
+            "ix_tickets_report",
+            [
+                "created_at", "primary_intent", "person_involved", "first_response_s",
+                "resolution_s", "escalated_at",
+            ],
+            unique=False,
+        )  # fmt: skip
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index("ix_tickets_report")
+        batch_op.drop_column("resolution_s")
+        batch_op.drop_column("resolved_at")
+        batch_op.drop_column("first_response_s")
+        batch_op.drop_column("person_involved")
+        batch_op.drop_column("escalated_at")
+        batch_op.drop_column("primary_intent")
+
     with op.batch_alter_table("reply_votes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reply_votes_ticket_id"))
         batch_op.drop_index("ix_reply_votes_run")
