@@ -31,8 +31,14 @@ KNOWLEDGE_DOCS = EVAL_DIR / "kb_docs"
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `eval` command to the `supportbot` app."""
-    app.command("eval")(eval_command)
+    """Add `eval` (and `eval export`) to the `supportbot` app: `supportbot eval [options]`
+    runs the evaluation, `supportbot eval export --feedback down` exports real failures."""
+    from bot.cli.eval_export import export_command
+
+    eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    eval_app.callback()(eval_command)
+    eval_app.command("export")(export_command)
+    app.add_typer(eval_app, name="eval")
 
 
 def _stop(message: str, code: int = 2) -> typer.Exit:
@@ -101,6 +107,7 @@ async def run_knowledge_eval(settings: Settings, as_json: bool, concurrency: int
 
 
 def eval_command(
+    ctx: typer.Context,
     dataset: Annotated[
         list[Path] | None,
         typer.Option(
@@ -130,6 +137,8 @@ def eval_command(
     ] = False,
 ) -> None:
     """Routing accuracy, task P/R/F1, citation P/R and cost: pipeline vs one prompt."""
+    if ctx.invoked_subcommand is not None:  # `eval export`: that command's work only
+        return
     from pipelines.eval.data import DatasetError
     from pipelines.eval.report import format_report
 

@@ -22,6 +22,7 @@ from bot.messages.views import FEEDBACK_ACTION, TALK_TO_HUMAN_ACTION
 from bot.settings import Settings
 from bot.triage.feature import TriageFeature
 from bot.triage.views import REOPEN_ACTION, RESOLVE_ACTION
+from pipelines.eval.data import DatasetError, parse_line
 from storage.feedback_models import CsatSurvey, ReplyVote
 from storage.support_report import support_report
 from tests.e2e.conftest import AGENT_ID, SUPPORTBOT, BotServer, run_bot_server
@@ -107,6 +108,34 @@ async def test_a_vote_a_changed_vote_and_a_reclick_store_one_vote_and_down_flags
     triage = next(f for f in bot.slack.features if isinstance(f, TriageFeature))
     view = await triage.trace_view(values["up"].split("|")[1])
     assert view is not None and ":-1: <@U0CUST>" in str(view["blocks"])
+
+
+async def test_thumbs_down_turns_export_as_unlabelled_eval_items(
+    bot: BotServer,
+    fake_slack: FakeSlack,
+    triage_settings: Settings,
+    tmp_path: Any,  # noqa: F811
+) -> None:
+    event = dm_event("Where is my order ORD-10011?")
+    await bot.post_event(event)
+    await fake_slack.wait_for(lambda: bool(fake_slack.posts("D0CUST", event["ts"])), within=10)
+    [reply] = fake_slack.posts("D0CUST", event["ts"])
+    await click(bot, vote_click(reply, feedback_values(reply)["down"]))
+    await idle(bot)
+
+    env = {**os.environ, "DATABASE_URL": triage_settings.database_url}
+    done = await asyncio.to_thread(
+        subprocess.run, [SUPPORTBOT, "eval", "export", "--feedback", "down"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    [line] = done.stdout.splitlines()
+    item = json.loads(line)
+    assert item["text"] == "Where is my order ORD-10011?"
+    assert item["note"].startswith("thumbs down on T-00001") and "order_status" in item["note"]
+    with pytest.raises(DatasetError, match="needs at least one of intent"):
+        parse_line(tmp_path / "from_feedback.jsonl", 1, line)  # a person labels it first
+    labelled = parse_line(tmp_path / "f.jsonl", 1, json.dumps({**item, "intent": "order_status"}))
+    assert labelled.item.intent == "order_status"
 
 
 async def test_a_forged_feedback_value_stores_nothing(
