@@ -25,6 +25,11 @@ class Jobs:
         """Call `wake` after each new job (an embedded worker starts it without polling)."""
         self._on_submitted = wake
 
+    def wake(self) -> None:
+        """Tell the local worker a job was stored some other way (with another write)."""
+        if self._on_submitted is not None:
+            self._on_submitted()
+
     async def submit(self, kind: str, key: str, payload: dict[str, Any], **options: Any) -> bool:
         """Store a job once per `key`; False when that key was already submitted.
 

@@ -27,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
+from bot.confirmations.feature import ConfirmationsFeature
 from bot.faq.feature import FaqFeature
 from bot.feedback.feature import FeedbackFeature
 from bot.home.feature import HomeFeature, HomeSection
@@ -68,7 +69,14 @@ class Feature(Protocol):
 
 def default_features() -> list[Feature]:
     """The features of every entry point, in App Home's order. Add yours here."""
-    return [HomeFeature(), TriageFeature(), FaqFeature(), KnowledgeFeature(), FeedbackFeature()]
+    return [
+        HomeFeature(),
+        TriageFeature(),
+        FaqFeature(),
+        KnowledgeFeature(),
+        FeedbackFeature(),
+        ConfirmationsFeature(),
+    ]
 
 
 @dataclass

@@ -6,10 +6,10 @@ any Slack setting; `bot.settings.Settings` extends it with the rest.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 
@@ -22,6 +22,9 @@ StepName = Literal[
     "faq_answer",
     "faq_sources",
 ]
+
+
+ConfirmKind = Literal["returns", "billing_cases"]
 
 
 class LLMSettings(BaseSettings):
@@ -51,6 +54,20 @@ class LLMSettings(BaseSettings):
     # action intents); a message routed elsewhere cancels it, at the cost of its input
     # tokens. Skipped on the offline provider and while LLM_RPM has calls queued.
     llm_speculative_plan: bool = True
+    # Side effects the customer confirms first (`pipelines.support.confirmations`):
+    # "returns,billing_cases" (default), one of them, or "none" (act at once, as before).
+    confirm_actions: Annotated[frozenset[ConfirmKind], NoDecode] = frozenset(
+        {"returns", "billing_cases"}
+    )
+    confirm_expiry_hours: float = Field(default=24.0, gt=0)
+
+    @field_validator("confirm_actions", mode="before")
+    @classmethod
+    def _confirm_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = {p.strip().lower() for p in value.replace(";", ",").split(",") if p.strip()}
+            return frozenset() if parts <= {"none"} else parts
+        return value
 
     # Dense retrieval for the knowledge base (`pipelines.knowledge.embeddings`): Gemini's
     # embedding model and its output size; an empty model turns it off (BM25 alone).

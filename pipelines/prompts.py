@@ -85,7 +85,8 @@ SYNTHESIZE_REPLY = PromptTemplate(
         "headings) that tells the customer what was done for each request, using ONLY the "
         "facts in the results: quote every case number, RMA number, tracking number and date "
         "exactly; ask for any missing information listed. Never promise anything not in the "
-        "results. " + DATA_RULE
+        "results. A result with awaiting_confirmation has NOT been done: say it will be done "
+        "once the customer confirms with the buttons below the reply. " + DATA_RULE
     ),
     user="Customer message:\n$message\n\nResults of the work done:\n$results",
 )

@@ -409,7 +409,7 @@ class TokenSpend(Base):
 
 # The knowledge base's tables live in their own module; importing it here puts them in
 # `Base.metadata` wherever the models are loaded.
-from storage import feedback_models, knowledge_models  # noqa: E402
+from storage import confirmation_models, feedback_models, knowledge_models  # noqa: E402
 
 __all__ = [
     "Base",
@@ -430,6 +430,7 @@ __all__ = [
     "TokenSpend",
     "TraceRun",
     "TraceStep",
+    "confirmation_models",
     "feedback_models",
     "knowledge_models",
     "utcnow",

@@ -10,7 +10,9 @@ computed here from those rows, the same on SQLite and PostgreSQL. Definitions:
 - first response: opened -> the first bot or agent reply;
 - resolution: opened -> resolved, for tickets resolved now (a reopen clears it);
 - CSAT: the average score (1-5) of answered questions, and answered / asked;
-- thumbs up: up / (up + down) over the votes on replies in those tickets.
+- thumbs up: up / (up + down) over the votes on replies in those tickets;
+- confirmations: how the side effects customers were asked to confirm ended (confirmed,
+  changed, cancelled, expired, still pending).
 
 `tickets.created_at` is indexed, so a period of 100,000 tickets is one range scan
 (`bench/report_scale.py`).
@@ -25,12 +27,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, select
+from sqlalchemy.exc import DBAPIError
 
+from storage.confirmations import outcome_counts
 from storage.db import Sessions
 from storage.feedback_models import CsatSurvey, ReplyVote
 from storage.models import Ticket
 
 NO_INTENT = "none"
+
+
+class ReportUnavailable(RuntimeError):
+    """The database could not answer (not migrated to this version, unreachable)."""
 
 
 @dataclass
@@ -55,12 +63,15 @@ class SupportReport:
     until: dt.datetime
     overall: Figures
     by_intent: dict[str, Figures] = field(default_factory=dict)
+    # How the side effects customers were asked to confirm ended (and how many wait).
+    confirmations: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
             "overall": asdict(self.overall),
+            "confirmations": dict(self.confirmations),
             "by_intent": {name: asdict(f) for name, f in self.by_intent.items()},
         }
 
@@ -147,11 +158,14 @@ async def support_report(
         .where(in_period)
         .group_by(intent)
     )
-    async with sessions() as session:
-        connection = await session.connection()
-        ticket_rows = (await connection.execute(tickets)).all()
-        vote_rows = (await connection.execute(votes)).all()
-        survey_rows = (await connection.execute(surveys)).all()
+    try:
+        async with sessions() as session:
+            connection = await session.connection()
+            ticket_rows = (await connection.execute(tickets)).all()
+            vote_rows = (await connection.execute(votes)).all()
+            survey_rows = (await connection.execute(surveys)).all()
+    except DBAPIError as exc:  # e.g. a database older than this code's migrations
+        raise ReportUnavailable(type(exc.orig).__name__) from exc
 
     groups: dict[str, _Group] = defaultdict(_Group)
     for name, count, escalated, person, replied, resolved in ticket_rows:
@@ -174,7 +188,8 @@ async def support_report(
         group.csat_total += int(total or 0)
     by_intent = {name: groups[name].figures() for name in sorted(groups)}
     overall = _Group.merged(groups.values()).figures()
-    return SupportReport(since, until, overall, by_intent)
+    confirmed = await outcome_counts(sessions, since, until)
+    return SupportReport(since, until, overall, by_intent, confirmed)
 
 
 def _numbers(joined: str | None) -> list[float]:
@@ -194,4 +209,4 @@ def _pct(values: list[float], q: int) -> float | None:
     )
 
 
-__all__ = ["Figures", "SupportReport", "support_report"]
+__all__ = ["Figures", "ReportUnavailable", "SupportReport", "support_report"]

@@ -64,6 +64,9 @@ async def test_the_figures_match_the_hand_computed_fixture(database: Database) -
     assert report.by_intent["none"].first_response_p50_s is None
     assert "product_return" not in report.by_intent
     assert set(report.as_dict()["by_intent"]) == {"billing_inquiry", "none", "order_status"}
+    assert report.confirmations == {
+        "confirmed": 0, "cancelled": 0, "changed": 0, "expired": 0, "pending": 0
+    }  # fmt: skip
 
 
 async def test_an_empty_period_has_no_figures(database: Database) -> None:

@@ -28,6 +28,13 @@ from tests.scripted_llm import ScriptedLLM
 USER = "U0SCENARIO"
 
 
+@pytest.fixture(autouse=True)
+def _act_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These scenarios test the workers acting (CONFIRM_ACTIONS=none, the old behaviour);
+    confirming first is tested in tests/e2e/test_confirmations.py."""
+    monkeypatch.setenv("CONFIRM_ACTIONS", "none")
+
+
 @pytest.fixture
 def db(sqlite_db: Database) -> Database:
     return sqlite_db

@@ -49,11 +49,9 @@ def report_command(
 ) -> None:
     """Tickets, deflection, escalation, response and resolution times, CSAT and thumbs up,
     overall and per intent."""
-    from sqlalchemy.exc import DBAPIError
-
     from bot.feedback.figures import report_lines
     from storage.db import Database
-    from storage.support_report import SupportReport, support_report
+    from storage.support_report import ReportUnavailable, SupportReport, support_report
 
     now = dt.datetime.now(dt.UTC)
     start = parse_since(since, now)
@@ -74,9 +72,9 @@ def report_command(
     # database that `serve` or `supportbot db upgrade` has not migrated is said so.
     try:
         report = asyncio.run(load())
-    except DBAPIError as exc:
+    except ReportUnavailable as exc:
         typer.secho(
-            f"error: the database is not ready for reports ({type(exc.orig).__name__}); "
+            f"error: the database is not ready for reports ({exc}); "
             "run `supportbot db upgrade` (or start `supportbot serve`) first",
             fg=typer.colors.RED,
             err=True,

@@ -44,7 +44,15 @@ def report_lines(report: SupportReport) -> list[str]:
         "all: " + figures_line(report.overall),
     ]
     lines += [f"{name}: {figures_line(f)}" for name, f in report.by_intent.items()]
+    lines.append("confirmations: " + confirmations_line(report.confirmations))
     return lines
 
 
-__all__ = ["duration", "figures_line", "percent", "report_lines"]
+def confirmations_line(counts: dict[str, int]) -> str:
+    """'3 accepted · 1 changed · 0 cancelled · 1 expired · 2 waiting'."""
+    names = (("confirmed", "accepted"), ("changed", "changed"), ("cancelled", "cancelled"),
+             ("expired", "expired"), ("pending", "waiting"))  # fmt: skip
+    return " · ".join(f"{counts.get(key, 0)} {word}" for key, word in names)
+
+
+__all__ = ["confirmations_line", "duration", "figures_line", "percent", "report_lines"]

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from bot.blocks import Block, context, divider, escape, header, section
-from bot.feedback.figures import figures_line
+from bot.feedback.figures import confirmations_line, figures_line
 from bot.home.feature import HomeViewer
 from storage.db import Sessions
 from storage.support_report import SupportReport, support_report
@@ -25,6 +25,7 @@ def home_blocks(reports: Sequence[tuple[int, SupportReport]]) -> list[Block]:
             for name, f in intents[:MAX_HOME_INTENTS]
         )
         text = f"*Last {days} days:* {escape(figures_line(report.overall))}"
+        text += f"\nConfirmations: {confirmations_line(report.confirmations)}"
         blocks.append(section(text + (f"\n{per_intent}" if per_intent else "")))
     blocks += [
         context(

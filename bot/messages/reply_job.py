@@ -84,6 +84,14 @@ class AnswersMessages(Protocol):
     ) -> SupportReply: ...
 
 
+class ReplyObserver(Protocol):
+    """Told once a reply is in the thread (with its ts), e.g. to track its cards."""
+
+    async def reply_posted(
+        self, message: IncomingMessage, reply: SupportReply, ts: str
+    ) -> None: ...
+
+
 class TicketObserver(Protocol):
     """Told when a turn changed a ticket (`event`: replied, escalated, customer_wrote)."""
 
@@ -111,9 +119,13 @@ class SlackReplyJob:
         self._stream_replies = stream_replies and checkpoint is not None
         self._checkpoint = checkpoint
         self._observers: list[TicketObserver] = []
+        self._reply_observers: list[ReplyObserver] = []
 
     def add_observer(self, observer: TicketObserver) -> None:
         self._observers.append(observer)
+
+    def add_reply_observer(self, observer: ReplyObserver) -> None:
+        self._reply_observers.append(observer)
 
     async def run(self, job: LeasedJob) -> dict[str, Any] | None:
         message = IncomingMessage.model_validate(job.payload["message"])
@@ -155,6 +167,11 @@ class SlackReplyJob:
             ts = await self._finish_stream(message, reply, job.id, stream_ts)
         else:
             ts = await self._post_reply(message, reply, job.id)
+        for observer in self._reply_observers:  # after the post: its failure loses no reply
+            try:
+                await observer.reply_posted(message, reply, ts)
+            except Exception as exc:
+                logger.warning("reply observer failed on %s: %s", reply.ticket_number, exc)
         if shown or job.is_retry:  # an earlier attempt may have reacted before crashing
             await self._done_working(message)
         if assistant:
@@ -387,6 +404,7 @@ __all__ = [
     "TICKET_ESCALATED",
     "TICKET_REPLIED",
     "AnswersMessages",
+    "ReplyObserver",
     "SlackReplyJob",
     "TicketObserver",
 ]

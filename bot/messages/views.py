@@ -27,6 +27,7 @@ from bot.blocks import (
     split_text,
     to_mrkdwn,
 )
+from bot.confirmations.views import confirmation_blocks
 from pipelines.support.contracts import SupportReply
 
 TRUNCATION_NOTE = "… (answer shortened to fit in Slack)"
@@ -121,7 +122,8 @@ def reply_blocks(reply: SupportReply) -> list[Block]:
     if not reply.escalated:
         footer.append(talk_to_human_button(reply.ticket_number))
     footer.append(feedback_buttons(reply))
-    return [*answer_sections(reply, MAX_BLOCKS - len(footer)), *footer]
+    cards = confirmation_blocks(reply.pending)
+    return [*answer_sections(reply, MAX_BLOCKS - len(footer) - len(cards)), *cards, *footer]
 
 
 def plain_text_fallback(reply: SupportReply) -> str:

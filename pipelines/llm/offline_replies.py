@@ -17,6 +17,11 @@ def _money(cents: int) -> str:
 def _billing(facts: Mapping[str, Any]) -> str:
     invoice = facts["invoice"]
     total = _money(invoice["total_cents"])
+    if "awaiting_confirmation" in facts:
+        return (
+            f"Invoice {invoice['invoice_number']} totals {total}. I can open a billing case to "
+            "investigate it: please confirm with the buttons below."
+        )
     if "case" in facts:
         case = facts["case"]
         return (
@@ -34,6 +39,8 @@ def _billing(facts: Mapping[str, Any]) -> str:
 
 
 def _return(facts: Mapping[str, Any]) -> str:
+    if "awaiting_confirmation" in facts:
+        return f"{facts['awaiting_confirmation']}? Please confirm with the buttons below."
     result = facts["return"]
     if not result["authorized"]:
         return str(result["refusal"])

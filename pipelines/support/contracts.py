@@ -32,6 +32,14 @@ class IncomingMessage(BaseModel):
     public: bool = False
 
 
+class PendingConfirmation(BaseModel):
+    """A side effect waiting for the customer's Confirm (stored: `storage.confirmations`)."""
+
+    id: int
+    kind: str
+    summary: str
+
+
 class SupportReply(BaseModel):
     """The answer to post in the customer's thread, and what was done."""
 
@@ -52,3 +60,5 @@ class SupportReply(BaseModel):
     # The ticket as this turn left it, so the Slack layer (card refresh, observers) need
     # not read it again; None only from stand-ins that keep no tickets.
     ticket: TicketSnapshot | None = None
+    # Actions the customer has to confirm first, shown with Confirm / Change / Cancel.
+    pending: list[PendingConfirmation] = Field(default_factory=list)

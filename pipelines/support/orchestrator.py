@@ -17,8 +17,16 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 from rapidfuzz import fuzz, utils
 
+from pipelines.config import LLMSettings
 from pipelines.prompts import EXTRACT_CONCERN, PLAN_TASKS, SYNTHESIZE_REPLY, fence
 from pipelines.steps import PipelineContext
+from pipelines.support.confirmations import (
+    BILLING_CASE,
+    RETURN,
+    case_pending,
+    needs_confirmation,
+    return_pending,
+)
 from pipelines.support.disclosure import withhold_account_details
 from pipelines.support.drafts import StepNote, reply_watcher, report_step
 from pipelines.support.request import Outcome, SupportRequest
@@ -42,6 +50,8 @@ class WorkerResult(BaseModel):
     # Why nothing was done, naming the existing record to use instead (e.g. "a return is
     # already open for this item: RMA-000123"): the reply must carry it.
     refusal: str | None = None
+    # A side effect prepared, not done: it waits for the customer's confirmation.
+    pending: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,10 @@ class BillingWorker:
         facts: dict[str, Any] = {"invoice": invoice.model_dump(mode="json")}
         if not concern.wants_investigation:
             return WorkerResult(kind=task.kind, ok=True, facts=facts)
+        if needs_confirmation(BILLING_CASE, ctx.settings):
+            pending = case_pending(number, concern.concern)
+            facts["awaiting_confirmation"] = pending.summary
+            return WorkerResult(kind=task.kind, ok=True, facts=facts, pending=pending.as_dict())
         case = await self.systems.billing.open_case(
             request.actor,
             number,
@@ -168,6 +182,14 @@ class ReturnsWorker:
         self.systems = systems
 
     async def run(self, ctx: PipelineContext, task: Task, request: SupportRequest) -> WorkerResult:
+        if needs_confirmation(RETURN, ctx.settings):
+            pending = return_pending(task.params["product_name"], task.params["reason"])
+            return WorkerResult(
+                kind=task.kind,
+                ok=True,
+                facts={"awaiting_confirmation": pending.summary},
+                pending=pending.as_dict(),
+            )
         # The key names the request only: the returns system adds the order line it
         # matched, so a retry whose model worded the product differently replays the RMA.
         result = await self.systems.returns.authorize_return(
@@ -210,20 +232,21 @@ def build_workers(systems: BusinessSystems) -> dict[str, Worker]:
     }
 
 
-def task_title(task: Task) -> str:
+def task_title(task: Task, settings: LLMSettings) -> str:
     """The step as the customer sees it while the workers run."""
     if task.kind == "billing_inquiry":
         return f"Checking invoice {task.params['invoice_number']}"
     if task.kind == "status_update":
         return f"Looking up {task.params['order_id']}"
-    return f"Opening a return for the {task.params['product_name']}"
+    verb = "Preparing" if needs_confirmation(RETURN, settings) else "Opening"
+    return f"{verb} a return for the {task.params['product_name']}"
 
 
 async def run_reported(
     worker: Worker, ctx: PipelineContext, task: Task, request: SupportRequest, step_id: str
 ) -> WorkerResult:
     """Run one worker, telling whoever watches the reply that it started and how it ended."""
-    title = task_title(task)
+    title = task_title(task, ctx.settings)
     report_step(StepNote(step_id, title, "in_progress"))
     try:
         result = await worker.run(ctx, task, request)
@@ -332,6 +355,7 @@ async def orchestrate(
         tasks=[task.as_dict() for task in tasks],
         actions=[r.action for r in results if r.action],
         summary=_summary(tasks, results),
+        pending=[r.pending for r in results if r.pending],
     )
 
 

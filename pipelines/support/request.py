@@ -54,6 +54,8 @@ class Outcome:
     escalation_reason: str | None = None
     summary: str = ""
     links: list[str] = field(default_factory=list)  # URLs `text` may link to (cited passages)
+    # Side effects prepared for the customer's confirmation (`PendingTask.as_dict()`).
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def escalated(self) -> bool:

@@ -29,12 +29,18 @@ from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, bu
 from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
-from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
+from pipelines.support.contracts import (
+    IncomingMessage,
+    OnWorking,
+    PendingConfirmation,
+    SupportReply,
+)
 from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
 from pipelines.support.orchestrator import build_workers
 from pipelines.support.request import Outcome, SupportRequest
 from pipelines.support.routing import HANDOFF_TEXT, answer_message
 from pipelines.tracing import TraceRecorder
+from storage import confirmations
 from storage.backends import Actor, BusinessSystems
 from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import PARTICIPANT, ConversationStore, ThreadKey
@@ -163,7 +169,9 @@ class SupportService:
             summary=outcome.summary or None,
             escalation_reason=outcome.escalation_reason,
         )
+        pending = await self._prepare(outcome, ticket, message, customer.id)
         return SupportReply(
+            pending=pending,
             text=outcome.text,
             ticket_number=updated.number,
             intents=outcome.intents,
@@ -174,6 +182,30 @@ class SupportService:
             ticket=updated.snapshot(),
             allowed_links=outcome.links,
         )
+
+    async def _prepare(
+        self, outcome: Outcome, ticket: Ticket, message: IncomingMessage, customer_id: int
+    ) -> list[PendingConfirmation]:
+        """Store the side effects waiting for the customer's confirmation (once per
+        request and kind, so a retried job shows the same ones)."""
+        prepared = []
+        for task in outcome.pending:
+            stored = await confirmations.prepare(
+                self.db.sessions,
+                ticket_id=ticket.id,
+                request_id=message.request_id,
+                kind=str(task["kind"]),
+                params=dict(task["params"]),
+                summary=str(task["summary"]),
+                requester=message.user_id,
+                customer_id=customer_id,
+                channel_id=message.channel_id,
+                expires_in=dt.timedelta(hours=self.settings.confirm_expiry_hours),
+            )
+            prepared.append(
+                PendingConfirmation(id=stored.id, kind=stored.kind, summary=stored.summary)
+            )
+        return prepared
 
     async def _not_the_owner(
         self, ticket: Ticket, message: IncomingMessage, text: str

@@ -79,6 +79,13 @@ class BotServer:
         return response
 
 
+def act_at_once(bot: BotServer) -> None:
+    """CONFIRM_ACTIONS=none for this bot (the old behaviour: returns and billing cases are
+    opened at once), for tests of those side effects themselves; confirming first is
+    tested in tests/e2e/test_confirmations.py."""
+    bot.slack.core.settings.confirm_actions = frozenset()
+
+
 @asynccontextmanager
 async def run_bot_server(
     settings: Settings,

@@ -113,8 +113,8 @@ async def test_a_vote_a_changed_vote_and_a_reclick_store_one_vote_and_down_flags
 async def test_thumbs_down_turns_export_as_unlabelled_eval_items(
     bot: BotServer,
     fake_slack: FakeSlack,
-    triage_settings: Settings,
-    tmp_path: Any,  # noqa: F811
+    triage_settings: Settings,  # noqa: F811
+    tmp_path: Any,
 ) -> None:
     event = dm_event("Where is my order ORD-10011?")
     await bot.post_event(event)

@@ -131,6 +131,7 @@ async def test_a_dm_reply_streams_its_plan_and_text_then_becomes_the_finished_re
 async def test_three_tasks_get_three_cards_and_an_invented_rma_never_shows(
     fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    gemini_settings.confirm_actions = frozenset()  # the return is opened: its RMA is real
     invented = (
         "Invoice INV-10011 is as billed. I opened return RMA-999999 for the Mechanical "
         "Keyboard, and order ORD-10012 is on its way to you now."

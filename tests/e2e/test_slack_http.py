@@ -19,7 +19,7 @@ from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
 from storage.db import Database
 from storage.models import Job, ReturnAuthorization, TraceStep
 from storage.queue import DEAD, DONE
-from tests.e2e.conftest import AGENT_ID, SUPPORT_CHANNEL, BotServer, run_bot_server
+from tests.e2e.conftest import AGENT_ID, SUPPORT_CHANNEL, BotServer, act_at_once, run_bot_server
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import (
     BOT_USER_ID,
@@ -183,6 +183,7 @@ async def test_bot_messages_and_edits_are_ignored(bot: BotServer, fake_slack: Fa
 async def test_redelivered_event_gives_one_reply_and_one_side_effect(
     bot: BotServer, fake_slack: FakeSlack
 ) -> None:
+    act_at_once(bot)
     event = dm_event("I want to return the Wireless Mouse, it is broken")
     body = encode(event_callback(event))
     for retry_num in (None, 1, 2, 3):  # the original and Slack's three redeliveries

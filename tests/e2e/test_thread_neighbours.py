@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from pipelines.support.service import NOT_YOUR_THREAD_TEXT
 from storage.catalog import demo_ids
 from storage.models import BillingCase, ConversationTurn, Customer
-from tests.e2e.conftest import SUPPORT_CHANNEL, BotServer
+from tests.e2e.conftest import SUPPORT_CHANNEL, BotServer, act_at_once
 from tests.e2e.test_slack_http import settle
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import channel_message, mention_event
@@ -42,6 +42,7 @@ async def cases(bot: BotServer) -> int:
 async def test_a_neighbours_invoice_id_opens_nothing_and_no_amount_is_posted(
     bot: BotServer, fake_slack: FakeSlack
 ) -> None:
+    act_at_once(bot)
     root = channel_message("hi, I have a question about my bill", user=ALICE)
     await bot.post_event(root)
     await settle(bot, fake_slack, replies=1)

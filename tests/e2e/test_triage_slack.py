@@ -61,6 +61,7 @@ from tests.e2e.conftest import (
     BOT_TOKEN,
     SUPPORT_CHANNEL,
     BotServer,
+    act_at_once,
     make_settings,
     run_bot_server,
 )
@@ -225,6 +226,7 @@ async def turns(bot: BotServer, number: str = "T-00001") -> list[tuple[str, str]
 async def test_a_multi_intent_conversation_has_one_card_updated_in_place(
     bot: BotServer, fake_slack: FakeSlack
 ) -> None:
+    act_at_once(bot)
     customer = await get_or_create_customer(bot.slack.core.db.sessions, CUSTOMER, TEAM_ID)
     ids = await demo_ids(bot.slack.core.db.sessions, customer.id)
     first = dm_event(
@@ -521,6 +523,7 @@ async def test_a_dead_reply_job_escalates_the_ticket_and_flags_the_card(
 async def test_app_home_for_an_agent_and_for_a_customer(
     bot: BotServer, fake_slack: FakeSlack
 ) -> None:
+    act_at_once(bot)
     customer = await get_or_create_customer(bot.slack.core.db.sessions, CUSTOMER, TEAM_ID)
     ids = await demo_ids(bot.slack.core.db.sessions, customer.id)
     await bot.post_event(dm_event(f"I want to return the {ids.products[0]} because it is broken"))

@@ -1,0 +1,1 @@
+"""Confirm before acting: Confirm / Change / Cancel on the side effects a reply prepared."""
