@@ -45,6 +45,14 @@ class TicketQueries:
             row = await session.get(Ticket, ticket_id)
             return TicketInfo.of(row) if row is not None else None
 
+    async def by_card(self, channel: str, ts: str) -> TicketInfo | None:
+        """The ticket whose triage card is the message `ts` in `channel`."""
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(Ticket).where(Ticket.triage_channel == channel, Ticket.triage_ts == ts)
+            )
+            return TicketInfo.of(row) if row is not None else None
+
     async def by_number(self, number: str) -> TicketInfo | None:
         async with self._sessions() as session:
             row = await session.scalar(select(Ticket).where(Ticket.ticket_number == number))

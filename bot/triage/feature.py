@@ -66,6 +66,7 @@ from bot.triage.agents import AgentDirectory
 from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
+from bot.triage.reactions import register_reactions
 from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage.views import (
     CLAIM_ACTION,
@@ -155,6 +156,7 @@ class TriageFeature:
         app.action(TALK_TO_HUMAN_ACTION)(on_talk_to_human)
         app.action(OPEN_THREAD_ACTION)(on_open_thread)
         app.action(TRACE_ACTION)(on_show_trace)
+        register_reactions(app, self)
 
     # --- TicketObserver -----------------------------------------------------------------
 
