@@ -24,6 +24,7 @@ BENCHMARKS = (
     "memory",
     "slack_wait",
     "kb_retrieval",
+    "report_scale",
 )
 
 
