@@ -139,6 +139,28 @@ DRAFT_KNOWLEDGE_ENTRY = PromptTemplate(
     user="The customer wrote:\n$customer\n\nThe agent answered:\n$agent",
 )
 
+BRIEF_TICKET = PromptTemplate(
+    name="brief_ticket",
+    system=(
+        "A customer's support conversation was handed to a person. Brief the agent: wants, "
+        "what the customer wants, in one sentence; bot_did, what the assistant already did "
+        "or told them; ids, every order, invoice, RMA and case number mentioned; mood, one "
+        "of calm, confused, frustrated, angry, unknown; still_open, what the agent must "
+        "still do. Use only what the conversation says. " + DATA_RULE
+    ),
+    user="Why it was handed over:\n$reason\n\nThe conversation:\n$conversation",
+)
+
+DRAFT_AGENT_REPLY = PromptTemplate(
+    name="draft_agent_reply",
+    system=(
+        "Write the reply a support agent could send next to this customer: short, warm, "
+        "answering what is still open, promising nothing the conversation does not "
+        "support, and asking for what is missing. Plain text, no placeholders. " + DATA_RULE
+    ),
+    user="Why it was handed over:\n$reason\n\nThe conversation:\n$conversation",
+)
+
 FAQ_QUESTIONS = PromptTemplate(
     name="faq_questions",
     system=(
@@ -177,6 +199,8 @@ ALL_TEMPLATES = (
     ANSWER_FROM_KNOWLEDGE,
     TECHNICAL_FROM_MANUALS,
     DRAFT_KNOWLEDGE_ENTRY,
+    BRIEF_TICKET,
+    DRAFT_AGENT_REPLY,
     FAQ_QUESTIONS,
     FAQ_ANSWER,
     FAQ_SOURCES,

@@ -1,4 +1,5 @@
-"""Actions waiting for the customer's confirmation (issue 15: confirm before acting)."""
+"""What the bot prepares for people to act on: actions waiting for the customer's
+confirmation (issue 15), and the brief of an escalated ticket for the agents (issue 16)."""
 
 from __future__ import annotations
 
@@ -42,4 +43,22 @@ class PendingAction(Base):
     decided_by: Mapped[str | None] = mapped_column(String(32))
 
 
-__all__ = ["PendingAction"]
+class TicketBriefRow(Base):
+    """The AI brief (and suggested reply) of an escalated ticket, for its triage card.
+
+    One row per ticket, replaced when the ticket is escalated again.
+    """
+
+    __tablename__ = "ticket_briefs"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    brief: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    draft: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(32), default="")
+    run_id: Mapped[str] = mapped_column(String(36), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+__all__ = ["PendingAction", "TicketBriefRow"]

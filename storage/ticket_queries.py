@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from storage.briefs import StoredBrief, get_brief
 from storage.conversations import ThreadKey
 from storage.feedback import VoteCounts, ticket_votes
 from storage.models import (
@@ -96,6 +97,10 @@ class TicketQueries:
         )
         async with self._sessions() as session:
             return [TicketInfo.of(row) for row in (await session.scalars(query)).all()]
+
+    async def brief(self, ticket_id: int) -> StoredBrief | None:
+        """The AI brief of the ticket, once escalated (`storage.briefs`)."""
+        return await get_brief(self._sessions, ticket_id)
 
     async def votes(self, ticket_id: int) -> VoteCounts:
         """Feedback on the bot's replies in this ticket (`storage.feedback`)."""

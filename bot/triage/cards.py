@@ -176,11 +176,12 @@ class TriageCardJob:
                 return
             latest = await self._store.latest_turn(ticket_id)
             votes = await self._store.votes(ticket_id)
+            brief = await self._store.brief(ticket_id)
             response = await self._slack.update(
                 channel,
                 ts,
                 Mrkdwn(card_text(ticket)),
-                blocks=card_blocks(ticket, thread_url, latest, votes),
+                blocks=card_blocks(ticket, thread_url, latest, votes, brief),
                 tolerate={"message_not_found"},
             )
             if isinstance(response, Refused):  # someone deleted the card

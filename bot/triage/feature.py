@@ -63,6 +63,7 @@ from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.messages.reply_job import SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
 from bot.triage.agents import AgentDirectory
+from bot.triage.brief import BRIEF_JOB, BriefJob
 from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
@@ -128,6 +129,7 @@ class TriageFeature:
                 settings.support_agent_ids,
             ),
             CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
+            BRIEF_JOB: BriefJob(self),
         }
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
@@ -190,6 +192,10 @@ class TriageFeature:
             f"{TRIAGE_CARD_JOB}:{ticket.id}:{ticket.version}:{event or 'update'}",
             {"ticket_id": ticket.id, "event": event},
         )
+        if event == ESCALATED:  # the agents get a brief of what the customer needs
+            await self.slack.submit(
+                BRIEF_JOB, f"{BRIEF_JOB}:{ticket.id}:{ticket.version}", {"ticket_id": ticket.id}
+            )
         return created
 
     async def card_button(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.blocks import Block, actions, button, context, escape, fields_section, section
 from bot.messages.views import TALK_TO_HUMAN_ACTION
+from storage.briefs import StoredBrief
 from storage.feedback import VoteCounts
 from storage.ticket_info import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
 
@@ -155,6 +156,7 @@ def card_blocks(
     thread_url: str | None = None,
     latest: str | None = None,
     votes: VoteCounts | None = None,
+    brief: StoredBrief | None = None,
 ) -> list[Block]:
     """The triage card of one ticket; `latest` is the customer's latest message, `votes`
     the feedback on the bot's replies (a thumbs-down is flagged).
@@ -185,6 +187,8 @@ def card_blocks(
         if len(quoted) > MAX_QUOTE_CHARS:
             quoted = quoted[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
         blocks.append(section(f"*Latest message*\n>{quoted}"))
+    if brief is not None:
+        blocks += brief_blocks(brief)
     if votes is not None and (votes.up or votes.down):
         flag = ":thumbsdown: *The customer found an answer unhelpful* · " if votes.down else ""
         blocks.append(section(f"{flag}Feedback: :+1: {votes.up} · :-1: {votes.down}"))
@@ -198,6 +202,27 @@ def card_blocks(
         where = f"<#{ticket.channel_id}>"
     blocks.append(context(f"In {where} · updated {slack_date(ticket.updated_at)}"))
     blocks.append(card_buttons(ticket, thread_url))
+    return blocks
+
+
+def brief_blocks(stored: StoredBrief) -> list[Block]:
+    """The AI brief of an escalated ticket, and its suggested reply (or why there is none)."""
+    b = stored.brief
+    ids = ", ".join(str(i) for i in b.get("ids") or []) or "none"
+    lines = [
+        f"*Wants:* {escape(str(b.get('wants', '')))}",
+        f"*The bot did:* {escape(str(b.get('bot_did', '')))}",
+        f"*Ids:* {escape(ids)} · *Mood:* {escape(str(b.get('mood', 'unknown')))}",
+        f"*Still open:* {escape(str(b.get('still_open', '')))}",
+    ]
+    blocks: list[Block] = [section(":memo: *Brief*\n" + "\n".join(lines)[: MAX_LIST_CHARS * 4])]
+    if stored.draft:
+        quoted = escape(" ".join(stored.draft.split()))[: MAX_LIST_CHARS * 4]
+        blocks.append(section(f"*Suggested reply* (edit it as you like)\n>{quoted}"))
+    else:
+        blocks.append(
+            context("No suggested reply: the offline provider writes none (no AI model).")
+        )
     return blocks
 
 

@@ -9,6 +9,7 @@ Its replies say what it is; it never pretends to be the LLM.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ class OfflineLLM:
             "answer_from_knowledge": answer_from_passages,
             "technical_from_manuals": answer_from_passages,
             "draft_knowledge_entry": draft_entry,
+            "brief_ticket": brief_from_turns,
             "faq_questions": faq_questions,
             "faq_answer": faq_answer,
             "faq_sources": faq_sources,
@@ -150,6 +152,23 @@ def draft_entry(inputs: Mapping[str, Any]) -> dict[str, Any]:
     asked = rules.sentences(str(inputs["customer"])) or [str(inputs["customer"]).strip()]
     question = next((s for s in asked if s.endswith("?")), asked[0])
     return {"question": question[:500], "answer": " ".join(str(inputs["agent"]).split())[:3000]}
+
+
+def brief_from_turns(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """An extractive brief: the customer's first words, the bot's last, the ids written."""
+    lines = str(inputs["conversation"]).splitlines()
+    said = [line.split(": ", 1)[1] for line in lines if line.startswith("customer: ")]
+    answered = [line.split(": ", 1)[1] for line in lines if line.startswith("bot: ")]
+    ids = list(
+        dict.fromkeys(re.findall(r"\b(?:ORD|INV|RMA|CASE)-\d+\b", str(inputs["conversation"])))
+    )
+    return {
+        "wants": (said[0] if said else "(nothing written)")[:500],
+        "bot_did": (answered[-1] if answered else "nothing yet")[:500],
+        "ids": ids[:20],
+        "mood": "unknown",
+        "still_open": (str(inputs.get("reason") or "") or "see the conversation")[:500],
+    }
 
 
 def _extract(question: str, text: str) -> str:

@@ -85,6 +85,16 @@ class DraftEntry(BaseModel):
     answer: str = Field(max_length=3000)
 
 
+class TicketBrief(BaseModel):
+    """What an agent taking an escalated ticket needs first (`pipelines.support.brief`)."""
+
+    wants: str = Field(max_length=500)  # what the customer wants, in one sentence
+    bot_did: str = Field(max_length=500)  # what the bot already did or said
+    ids: list[str] = Field(default_factory=list, max_length=20)  # orders, invoices, RMAs
+    mood: Literal["calm", "confused", "frustrated", "angry", "unknown"] = "unknown"
+    still_open: str = Field(max_length=500)  # what is left for the agent
+
+
 class QuestionList(BaseModel):
     questions: list[str] = Field(max_length=100)
 
