@@ -68,6 +68,7 @@ from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage.reactions import register_reactions
+from bot.triage.relay import RELAY_JOB, RelayJob, register_relay
 from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage.views import (
     CLAIM_ACTION,
@@ -130,6 +131,7 @@ class TriageFeature:
             ),
             CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
             BRIEF_JOB: BriefJob(self),
+            RELAY_JOB: RelayJob(self),
         }
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
@@ -159,6 +161,7 @@ class TriageFeature:
         app.action(OPEN_THREAD_ACTION)(on_open_thread)
         app.action(TRACE_ACTION)(on_show_trace)
         register_reactions(app, self)
+        register_relay(app, self)
 
     # --- TicketObserver -----------------------------------------------------------------
 

@@ -32,6 +32,7 @@ CLAIM_ACTION = "triage_claim"
 UNCLAIM_ACTION = "triage_unclaim"
 HAND_BACK_ACTION = "triage_hand_back"
 RESOLVE_ACTION = "triage_resolve"
+REPLY_TO_CUSTOMER_ACTION = "triage_reply_to_customer"  # bot.triage.relay
 REOPEN_ACTION = "triage_reopen"
 OPEN_THREAD_ACTION = "triage_open_thread"
 TRACE_ACTION = "show_trace"  # opens the ticket's traces (agents only): bot.triage.trace_views
@@ -140,6 +141,8 @@ def card_buttons(ticket: TicketInfo, thread_url: str | None) -> Block:
             elements.append(button("Claim", CLAIM_ACTION, value, "primary"))
         if ticket.status == ESCALATED:
             elements.append(button("Hand back to bot", HAND_BACK_ACTION, value))
+        if ticket.status in (ESCALATED, CLAIMED):
+            elements.append(button("Reply to customer", REPLY_TO_CUSTOMER_ACTION, value))
         elements.append(button("Resolve", RESOLVE_ACTION, value))
     if thread_url:
         elements.append(button("Open thread", OPEN_THREAD_ACTION, value, url=thread_url))

@@ -1,0 +1,144 @@
+"""Reply to the customer from the triage card: a modal, then one message in their thread.
+
+The card of an escalated or claimed ticket has *Reply to customer* (agents only). It
+opens a modal holding the suggested reply of the ticket's brief, if there is one, to
+send as is or edit. The submission queues a `relay_to_customer` job keyed by the modal's
+view id, so a replayed submission sends nothing twice; the job posts into the customer's
+thread (DMs with the bot included) under the agent's name and picture
+(`chat:write.customize`), tags the message with the job id (a retry finds it), records
+it as the agent's turn, and says so in the card's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.blocks import escape, input_block, modal
+from bot.interactions import Click, tell
+from bot.slack_calls import SlackCalls, call, job_tag
+from bot.triage.views import REPLY_TO_CUSTOMER_ACTION
+from storage.conversations import ConversationStore
+from storage.queue import LeasedJob
+
+if TYPE_CHECKING:
+    from bot.triage.feature import TriageFeature
+
+logger = logging.getLogger(__name__)
+
+REPLY_ACTION = REPLY_TO_CUSTOMER_ACTION
+RELAY_MODAL = "triage_relay"
+RELAY_JOB = "relay_to_customer"
+RELAY_EVENT_TYPE = "supportbot_relay"
+TEXT_BLOCK, TEXT_ACTION = "relay_text", "text"
+MAX_REPLY_CHARS = 3000
+
+
+def relay_modal(number: str, draft: str | None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": TEXT_ACTION,
+                               "multiline": True, "max_length": MAX_REPLY_CHARS}  # fmt: skip
+    if draft:
+        element["initial_value"] = draft[:MAX_REPLY_CHARS]
+    return modal(
+        f"Reply on {number}"[:24],
+        [input_block(TEXT_BLOCK, "Your reply (sent under your name)", element)],
+        submit="Send",
+        close="Cancel",
+        callback_id=RELAY_MODAL,
+        private_metadata=number,
+    )
+
+
+def register_relay(app: AsyncApp, triage: TriageFeature) -> None:
+    async def on_reply(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = Click.of(body, action)
+        if not await triage.directory.is_agent(click.user):
+            await tell(triage.slack.client, click.user, "Only the support team can do that.",
+                       channel=click.channel, within_s=1.5)  # fmt: skip
+            return
+        ticket = await triage.store.by_number(click.value)
+        trigger = str(body.get("trigger_id") or "")
+        if ticket is None or not trigger:
+            return
+        brief = await triage.store.brief(ticket.id)
+        view = relay_modal(ticket.number, brief.draft if brief else None)
+        await call("views.open", triage.slack.client.views_open(trigger_id=trigger, view=view),
+                   best_effort=True)  # fmt: skip
+
+    async def on_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = (view.get("state") or {}).get("values") or {}
+        text = str(((values.get(TEXT_BLOCK) or {}).get(TEXT_ACTION) or {}).get("value") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        if not text.strip():
+            await ack(response_action="errors", errors={TEXT_BLOCK: "Write the reply first."})
+            return
+        if not await triage.directory.is_agent(user):
+            await ack(response_action="errors",
+                      errors={TEXT_BLOCK: "Only the support team can reply from a card."})  # fmt: skip
+            return
+        await ack()
+        number = str(view.get("private_metadata") or "")
+        await triage.slack.submit(
+            RELAY_JOB,
+            f"{RELAY_JOB}:{view.get('id') or number}",
+            {"ticket": number, "text": text.strip()[:MAX_REPLY_CHARS], "agent": user},
+        )
+
+    app.action(REPLY_ACTION)(on_reply)
+    app.view(RELAY_MODAL)(on_submit)
+
+
+class RelayJob:
+    """`JobHandler` of `relay_to_customer`: post an agent's reply in the customer's thread."""
+
+    def __init__(self, triage: TriageFeature) -> None:
+        self._triage = triage
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        triage = self._triage
+        slack = SlackCalls(triage.slack.client)
+        ticket = await triage.store.by_number(str(job.payload["ticket"]))
+        if ticket is None:
+            return {"skipped": "no such ticket"}
+        agent, text = str(job.payload["agent"]), str(job.payload["text"])
+        tag = job_tag(RELAY_EVENT_TYPE, job.id)
+        ts = None
+        if job.is_retry:
+            ts = await slack.find_posted(ticket.channel_id, tag, thread_ts=ticket.thread_ts)
+        if ts is None:
+            name, icon = await self._who(agent)
+            sender: dict[str, Any] = {"username": name}
+            if icon:
+                sender["icon_url"] = icon
+            response = await slack.post(
+                ticket.channel_id, text, thread_ts=ticket.thread_ts, metadata=tag.metadata(),
+                **sender,
+            )  # fmt: skip
+            ts = str(response.get("ts"))
+        sessions = triage.slack.core.db.sessions
+        await ConversationStore(sessions).add_turn(ticket.id, "agent", ts, text, agent)
+        if ticket.triage_channel and ticket.card_ts:
+            await slack.post(
+                ticket.triage_channel,
+                f"Sent to the customer by <@{agent}>:\n>{escape(' '.join(text.split()))[:1500]}",
+                thread_ts=ticket.card_ts,
+                best_effort=True,
+            )
+        return {"ts": ts}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("an agent's reply was not delivered: %s", error)
+
+    async def _who(self, agent: str) -> tuple[str, str | None]:
+        info = await call("users.info", self._triage.slack.client.users_info(user=agent),
+                          best_effort=True)  # fmt: skip
+        user = info.get("user") if hasattr(info, "get") else None
+        profile = (user or {}).get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or (user or {}).get("name")
+        return str(name or "Support team"), profile.get("image_72")
+
+
+__all__ = ["RELAY_JOB", "REPLY_ACTION", "RelayJob", "register_relay", "relay_modal"]
