@@ -192,6 +192,7 @@ async def open_slack_runtime(
                 support_channels=frozenset(settings.support_channels),
                 agent_ids=frozenset(settings.support_agent_ids),
                 log_message_text=settings.log_message_text,
+                triage_channel=settings.support_triage_channel,
             ),
         )
         client = build_client(settings)

@@ -33,6 +33,7 @@ class ThreadKey:
 
 
 CUSTOMER = "customer"
+NOTE = "note"  # an agent's internal note in the card's thread (never shown to the customer)
 PARTICIPANT = "participant"
 
 
@@ -53,6 +54,16 @@ class ConversationStore:
         async with self._sessions() as session:
             await read_only(session)
             return await session.scalar(_ticket_query(key))
+
+    async def find_by_card(self, channel_id: str, card_ts: str) -> Ticket | None:
+        """The ticket whose triage card is the message `card_ts` (read-only, like above)."""
+        async with self._sessions() as session:
+            await read_only(session)
+            return await session.scalar(
+                select(Ticket).where(
+                    Ticket.triage_channel == channel_id, Ticket.triage_ts == card_ts
+                )
+            )
 
     async def open_ticket(self, key: ThreadKey, slack_user_id: str, customer_id: int) -> Ticket:
         """The ticket of this thread, created on first contact (race-safe)."""
@@ -119,11 +130,14 @@ class ConversationStore:
     ) -> list[Turn]:
         """The latest turns of a ticket, oldest first, excluding the message at `before_ts`.
 
-        With `owner`, the owner's conversation only: the bot's and agents' turns and the
+        Internal notes are never part of it. With `owner`, the owner's conversation only: the bot's and agents' turns and the
         owner's own words; other people's messages in the thread (participant turns, and
         customer turns another user wrote before authors were told apart) are left out.
         """
-        query = select(ConversationTurn).where(ConversationTurn.ticket_id == ticket_id)
+        # Internal notes (agents' words in the card's thread) never reach the bot's prompts.
+        query = select(ConversationTurn).where(
+            ConversationTurn.ticket_id == ticket_id, ConversationTurn.role != NOTE
+        )
         if owner is not None:
             query = query.where(
                 ConversationTurn.role.in_(("bot", "agent"))

@@ -40,14 +40,19 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.jobs import Jobs
 from bot.metrics import EVENTS_ENQUEUED
+from bot.triage.relay import RELAY_JOB
 from pipelines.support.contracts import IncomingMessage
-from storage.conversations import PARTICIPANT, ConversationStore, ThreadKey
+from storage.conversations import NOTE, PARTICIPANT, ConversationStore, ThreadKey
 from storage.models import Ticket
 
 logger = logging.getLogger(__name__)
 
 SLACK_MESSAGE_JOB = "slack_message"
 AGENT_REPLY = "agent_reply"  # an agent's reply in a ticket thread: recorded, not answered
+CARD_REPLY = "card_reply"  # ">" in a triage card's thread: relayed to the customer
+CARD_NOTE = "card_note"  # anything else there: an internal note on the ticket
+
+REPLY_MARKERS = (">", "&gt;")  # Slack sends ">" escaped
 # someone else's reply in a customer's ticket thread: recorded, not answered
 PARTICIPANT_REPLY = "participant_reply"
 RECORDED_ROLES = {AGENT_REPLY: "agent", PARTICIPANT_REPLY: PARTICIPANT}
@@ -62,6 +67,7 @@ class IntakeConfig:
     support_channels: frozenset[str] = frozenset()
     agent_ids: frozenset[str] = frozenset()
     log_message_text: bool = False
+    triage_channel: str | None = None  # replies in a card's thread: relayed or noted
 
 
 def message_key(team_id: str, channel_id: str, message_ts: str) -> str:
@@ -102,6 +108,18 @@ def is_public(event: Event) -> bool:
     if kind:
         return kind not in PRIVATE_CHANNEL_TYPES
     return not str(event.get("channel") or "").startswith(("D", "G"))
+
+
+def is_marked_reply(event: Event) -> bool:
+    return str(event.get("text") or "").lstrip().startswith(REPLY_MARKERS)
+
+
+def without_marker(text: str) -> str:
+    text = text.lstrip()
+    for marker in REPLY_MARKERS:
+        if text.startswith(marker):
+            return text[len(marker) :].strip()
+    return text.strip()
 
 
 def is_thread_reply(event: Event) -> bool:
@@ -162,6 +180,14 @@ class Intake:
             return None, None
         key = ThreadKey(team_id, str(event["channel"]), thread_root(event))
         ticket = await self._conversations.find_ticket(key)
+        if ticket is None and event.get("channel") == self._config.triage_channel:
+            # The triage channel is the agents' (private): a reply in a card's thread is an
+            # agent's, to the customer when it starts with ">", an internal note otherwise.
+            ticket = await self._conversations.find_by_card(
+                str(event["channel"]), thread_root(event)
+            )
+            if ticket is not None:
+                return (CARD_REPLY if is_marked_reply(event) else CARD_NOTE), ticket
         if ticket is None:
             return None, None
         user = event.get("user")
@@ -170,6 +196,26 @@ class Intake:
         if user != ticket.slack_user_id:
             return PARTICIPANT_REPLY, ticket
         return "follow_up", ticket
+
+    async def _from_card(
+        self, reason: str, ticket: Ticket, event: Event, team_id: str, event_id: str
+    ) -> str:
+        """A reply in a card's thread: a relay job (keyed by the message, so a redelivery
+        relays nothing twice) or an internal note (stored once, never shown to the
+        customer)."""
+        user, ts = str(event.get("user") or ""), str(event["ts"])
+        text = str(event.get("text") or "")
+        if reason == CARD_NOTE:
+            await self._conversations.add_turn(ticket.id, NOTE, ts, text, user)
+            return self._count("internal_note", event, event_id, reason)
+        reply = without_marker(text)
+        if reply:
+            await self._jobs.submit(
+                RELAY_JOB,
+                f"{RELAY_JOB}:{message_key(team_id, str(event['channel']), ts)}",
+                {"ticket": ticket.ticket_number or "", "text": reply, "agent": user},
+            )
+        return self._count("card_reply", event, event_id, reason)
 
     async def accept(
         self,
@@ -187,6 +233,8 @@ class Intake:
             reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
         else:
             reason, ticket = await self._route(event, event_type, team_id, bot_user_id)
+            if reason in (CARD_REPLY, CARD_NOTE) and ticket is not None:
+                return await self._from_card(reason, ticket, event, team_id, event_id)
             if reason in RECORDED_ROLES and ticket is not None:
                 role = RECORDED_ROLES[reason]
                 await self._conversations.add_turn(

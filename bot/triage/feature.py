@@ -60,7 +60,7 @@ from bot.home.feature import HomeSection
 from bot.home.views import View
 from bot.interactions import Click, tell
 from bot.messages.intake import SLACK_MESSAGE_JOB
-from bot.messages.reply_job import SlackReplyJob
+from bot.messages.reply_job import TICKET_CUSTOMER_WROTE, SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
 from bot.triage.agents import AgentDirectory
 from bot.triage.brief import BRIEF_JOB, BriefJob
@@ -68,7 +68,7 @@ from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage.reactions import register_reactions
-from bot.triage.relay import RELAY_JOB, RelayJob, register_relay
+from bot.triage.relay import MIRROR_JOB, RELAY_JOB, MirrorJob, RelayJob, register_relay
 from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage.views import (
     CLAIM_ACTION,
@@ -132,6 +132,7 @@ class TriageFeature:
             CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
             BRIEF_JOB: BriefJob(self),
             RELAY_JOB: RelayJob(self),
+            MIRROR_JOB: MirrorJob(self),
         }
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
@@ -167,6 +168,10 @@ class TriageFeature:
 
     async def ticket_changed(self, ticket: TicketSnapshot, event: str) -> None:
         await self.refresh_card(ticket, event)
+        if event == TICKET_CUSTOMER_WROTE and self.slack.settings.support_triage_channel:
+            await self.slack.submit(
+                MIRROR_JOB, f"{MIRROR_JOB}:{ticket.id}:{ticket.version}", {"ticket_id": ticket.id}
+            )
 
     # --- actions ------------------------------------------------------------------------
 

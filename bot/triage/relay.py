@@ -1,4 +1,9 @@
-"""Reply to the customer from the triage card: a modal, then one message in their thread.
+"""Reply to the customer from the triage card, and the customer's words back on the card.
+
+Two ways to reply: *Reply to customer* on the card (a modal), or a message in the card's
+thread starting with ">" (`bot.messages.intake`; anything else there is an internal
+note, stored on the ticket and never shown to the customer). While a person has the
+ticket, what the customer writes is mirrored into the card's thread (`MirrorJob`).
 
 The card of an escalated or claimed ticket has *Reply to customer* (agents only). It
 opens a modal holding the suggested reply of the ticket's brief, if there is one, to
@@ -18,7 +23,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import escape, input_block, modal
 from bot.interactions import Click, tell
-from bot.slack_calls import SlackCalls, call, job_tag
+from bot.slack_calls import Mrkdwn, SlackCalls, call, job_tag
 from bot.triage.views import REPLY_TO_CUSTOMER_ACTION
 from storage.conversations import ConversationStore
 from storage.queue import LeasedJob
@@ -32,6 +37,8 @@ REPLY_ACTION = REPLY_TO_CUSTOMER_ACTION
 RELAY_MODAL = "triage_relay"
 RELAY_JOB = "relay_to_customer"
 RELAY_EVENT_TYPE = "supportbot_relay"
+MIRROR_JOB = "mirror_to_card"
+MIRROR_EVENT_TYPE = "supportbot_mirror"
 TEXT_BLOCK, TEXT_ACTION = "relay_text", "text"
 MAX_REPLY_CHARS = 3000
 
@@ -141,4 +148,50 @@ class RelayJob:
         return str(name or "Support team"), profile.get("image_72")
 
 
-__all__ = ["RELAY_JOB", "REPLY_ACTION", "RelayJob", "register_relay", "relay_modal"]
+class MirrorJob:
+    """`JobHandler` of `mirror_to_card`: the customer's latest words, in the card's thread.
+
+    Queued when the customer writes while a person has the ticket (keyed by the ticket's
+    version, which each such message changes), so the agent follows the conversation on
+    the card; tagged with the job id, so a retry posts nothing twice.
+    """
+
+    def __init__(self, triage: TriageFeature) -> None:
+        self._triage = triage
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        triage = self._triage
+        ticket = await triage.store.get(int(job.payload["ticket_id"]))
+        if ticket is None or not ticket.triage_channel or not ticket.card_ts:
+            return {"skipped": "no card"}
+        text = await triage.store.latest_turn(ticket.id)
+        if not text:
+            return {"skipped": "nothing written"}
+        slack = SlackCalls(triage.slack.client)
+        tag = job_tag(MIRROR_EVENT_TYPE, job.id)
+        if job.is_retry and await slack.find_posted(
+            ticket.triage_channel, tag, thread_ts=ticket.card_ts
+        ):
+            return {"already_posted": True}
+        quoted = escape(" ".join(text.split()))[:2500]
+        await slack.post(
+            ticket.triage_channel,
+            Mrkdwn(f"<@{ticket.slack_user_id}> wrote:\n>{quoted}"),
+            thread_ts=ticket.card_ts,
+            metadata=tag.metadata(),
+        )
+        return {"mirrored": ticket.number}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("a customer's message was not mirrored to the card: %s", error)
+
+
+__all__ = [
+    "MIRROR_JOB",
+    "RELAY_JOB",
+    "REPLY_ACTION",
+    "MirrorJob",
+    "RelayJob",
+    "register_relay",
+    "relay_modal",
+]

@@ -154,3 +154,37 @@ async def escalate_event(bot: BotServer, fake: FakeSlack, event: dict[str, Any])
     await bot.post_event(event)
     await fake.wait_for(lambda: "Brief" in card_text(fake), within=15)
     await idle(bot)
+
+
+async def test_card_thread_replies_relay_notes_stay_and_the_customer_is_mirrored(
+    triage_settings: Settings,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
+        event = dm_event(ASK)
+        await escalate_event(bot, fake_slack, event)
+        [card] = cards(fake_slack)
+
+        note = dm_event("internal: carrier says Friday, don't promise earlier", user=AGENT_ID,
+                        channel=TRIAGE, thread_ts=card.ts)  # fmt: skip
+        note["channel_type"] = "group"
+        reply = dm_event("&gt; Your parcel arrives on Friday, sorry for the wait!",
+                         user=AGENT_ID, channel=TRIAGE, thread_ts=card.ts)  # fmt: skip
+        reply["channel_type"] = "group"
+        await bot.post_event(note)
+        await bot.post_event(reply)
+        await bot.post_event(reply)  # Slack redelivers it
+        await idle(bot)
+        customer_thread = [m.text for m in fake_slack.posts("D0CUST", event["ts"])]
+        assert sum("arrives on Friday" in t for t in customer_thread) == 1
+        assert not any("carrier says" in t for t in customer_thread)  # the note stays internal
+        async with bot.slack.core.db.sessions() as session:
+            roles = sorted((await session.scalars(select(ConversationTurn.role))).all())
+        assert roles.count("note") == 1 and roles.count("agent") == 1
+
+        answer = dm_event("Friday is fine, thanks", thread_ts=event["ts"])
+        await bot.post_event(answer)
+        await bot.post_event(answer)  # redelivered
+        await idle(bot)
+        mirrored = [m for m in fake_slack.posts(TRIAGE, card.ts) if "Friday is fine" in m.text]
+        assert len(mirrored) == 1 and "<@U0CUST> wrote" in mirrored[0].text
