@@ -28,6 +28,9 @@ from bot.triage.views import (
     thread_url_fallback,
     without_handoff_button,
 )
+from bot.triage.views import (
+    REPLY_TO_CUSTOMER_ACTION as REPLY_ACTION,
+)
 from pipelines.support.contracts import SupportReply
 from storage.ticket_info import (
     CLAIMED,
@@ -89,8 +92,12 @@ def action_ids(blocks: list[dict[str, Any]]) -> list[str]:
     [
         (OPEN, None, [CLAIM_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION]),
         (WAITING, None, [CLAIM_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION]),
-        (ESCALATED, None, [CLAIM_ACTION, HAND_BACK_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION]),
-        (CLAIMED, "U0AGENT", [UNCLAIM_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION]),
+        (
+            ESCALATED,
+            None,
+            [CLAIM_ACTION, HAND_BACK_ACTION, REPLY_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION],
+        ),
+        (CLAIMED, "U0AGENT", [UNCLAIM_ACTION, REPLY_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION]),
         (RESOLVED, "U0AGENT", [REOPEN_ACTION, OPEN_THREAD_ACTION]),
     ],
 )

@@ -274,7 +274,9 @@ async def test_database_outage_refuses_new_events_then_answers_everything_once(
             for event in refused:  # not stored, so not acknowledged: Slack will redeliver
                 response = await server.post(encode(event_callback(event)))
                 assert response.status_code == 500, response.text
-            await asyncio.sleep(1.5)
+            # Down well past the slowed posts' answers (1.5 s), so both completions fail
+            # even on a loaded machine (1.5 s here once let one finish after the outage).
+            await asyncio.sleep(2.5)
 
         async def healthy() -> bool:
             return (await server.http.get(f"{server.url}/healthz")).status_code == 200
