@@ -72,6 +72,11 @@ class Settings(LLMSettings):
     # The satisfaction question when an agent resolves a ticket (`bot.feedback.csat`): the
     # share of tickets asked (0 = never), and days a customer is not asked again after one.
     csat_sample: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Escalated tickets: claimed round-robin for an agent who is not away
+    # (`bot.triage.assignment`), at most this many claimed tickets each; "off" leaves them
+    # for anyone to claim.
+    support_assignment: Literal["off", "round_robin"] = "off"
+    support_max_open_per_agent: int = Field(default=5, ge=1)
     csat_quiet_days: int = Field(default=7, ge=0)
 
     @field_validator("support_channels", "support_agent_ids", mode="before")

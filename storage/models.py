@@ -409,7 +409,12 @@ class TokenSpend(Base):
 
 # The knowledge base's tables live in their own module; importing it here puts them in
 # `Base.metadata` wherever the models are loaded.
-from storage import confirmation_models, feedback_models, knowledge_models  # noqa: E402
+from storage import (  # noqa: E402
+    agent_models,
+    confirmation_models,
+    feedback_models,
+    knowledge_models,
+)
 
 __all__ = [
     "Base",
@@ -430,6 +435,7 @@ __all__ = [
     "TokenSpend",
     "TraceRun",
     "TraceStep",
+    "agent_models",
     "confirmation_models",
     "feedback_models",
     "knowledge_models",

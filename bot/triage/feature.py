@@ -63,6 +63,7 @@ from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.messages.reply_job import TICKET_CUSTOMER_WROTE, SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
 from bot.triage.agents import AgentDirectory
+from bot.triage.assignment import ASSIGN_JOB, AssignJob, register_support_command
 from bot.triage.brief import BRIEF_JOB, BriefJob
 from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
@@ -133,6 +134,7 @@ class TriageFeature:
             BRIEF_JOB: BriefJob(self),
             RELAY_JOB: RelayJob(self),
             MIRROR_JOB: MirrorJob(self),
+            ASSIGN_JOB: AssignJob(self),
         }
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
@@ -163,6 +165,7 @@ class TriageFeature:
         app.action(TRACE_ACTION)(on_show_trace)
         register_reactions(app, self)
         register_relay(app, self)
+        register_support_command(app, self)
 
     # --- TicketObserver -----------------------------------------------------------------
 
@@ -204,6 +207,12 @@ class TriageFeature:
             await self.slack.submit(
                 BRIEF_JOB, f"{BRIEF_JOB}:{ticket.id}:{ticket.version}", {"ticket_id": ticket.id}
             )
+            if self.slack.settings.support_assignment == "round_robin":
+                await self.slack.submit(
+                    ASSIGN_JOB,
+                    f"{ASSIGN_JOB}:{ticket.id}:{ticket.version}",
+                    {"ticket_id": ticket.id},
+                )
         return created
 
     async def card_button(self, body: Mapping[str, Any], action: Mapping[str, Any]) -> None:
