@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -191,6 +191,11 @@ async def _note_reply(session: AsyncSession, ticket_id: int, role: str) -> None:
     }
     if role == "agent":
         values["person_involved"] = True
+        # The SLA's first response (`storage.sla`): the first agent reply on its clock.
+        values["agent_replied_at"] = case(
+            (Ticket.sla_started_at.is_(None), Ticket.agent_replied_at),
+            else_=func.coalesce(Ticket.agent_replied_at, literal(utcnow(), UTCDateTime())),
+        )
     await session.execute(
         update(Ticket)
         .where(Ticket.id == ticket_id)

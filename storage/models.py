@@ -226,6 +226,8 @@ class Ticket(Timestamped, Base):
             "first_response_s",
             "resolution_s",
             "escalated_at",
+            "first_response_breached_at",
+            "resolution_breached_at",
         ),
     )
 
@@ -255,6 +257,14 @@ class Ticket(Timestamped, Base):
     first_response_s: Mapped[float | None] = mapped_column(Float)
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
     resolution_s: Mapped[float | None] = mapped_column(Float)
+    # SLAs (`storage.sla`, checked by `bot.triage.sla`): the priority, when a person was
+    # first needed (the clock's start; cleared when the ticket goes back to the bot), the
+    # first agent reply since, and when each target was flagged as breached (once).
+    priority: Mapped[str] = mapped_column(String(16), default="normal", server_default="normal")
+    sla_started_at: Mapped[dt.datetime | None] = mapped_column()
+    agent_replied_at: Mapped[dt.datetime | None] = mapped_column()
+    first_response_breached_at: Mapped[dt.datetime | None] = mapped_column()
+    resolution_breached_at: Mapped[dt.datetime | None] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

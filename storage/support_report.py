@@ -55,6 +55,7 @@ class Figures:
     csat_average: float | None = None
     csat_response_rate: float | None = None
     thumbs_up_ratio: float | None = None
+    sla_breached: int = 0  # tickets with an SLA target flagged as breached (`storage.sla`)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class _Group:
     tickets: int = 0
     deflected: int = 0
     escalated: int = 0
+    sla_breached: int = 0
     first_response: list[float] = field(default_factory=list)
     resolution: list[float] = field(default_factory=list)
     csat_asked: int = 0
@@ -96,6 +98,7 @@ class _Group:
             total.tickets += group.tickets
             total.deflected += group.deflected
             total.escalated += group.escalated
+            total.sla_breached += group.sla_breached
             total.first_response += group.first_response
             total.resolution += group.resolution
             total.csat_asked += group.csat_asked
@@ -121,6 +124,7 @@ class _Group:
             ),
             csat_response_rate=_ratio(self.csat_answered, self.csat_asked),
             thumbs_up_ratio=_ratio(self.up, votes),
+            sla_breached=self.sla_breached,
         )
 
 
@@ -142,6 +146,9 @@ async def support_report(
             func.sum(case((Ticket.person_involved, 1), else_=0)),
             func.aggregate_strings(cast(Ticket.first_response_s, String), ","),
             func.aggregate_strings(cast(Ticket.resolution_s, String), ","),
+            func.count(
+                func.coalesce(Ticket.first_response_breached_at, Ticket.resolution_breached_at)
+            ),
         )
         .where(in_period)
         .group_by(intent)
@@ -168,8 +175,9 @@ async def support_report(
         raise ReportUnavailable(type(exc.orig).__name__) from exc
 
     groups: dict[str, _Group] = defaultdict(_Group)
-    for name, count, escalated, person, replied, resolved in ticket_rows:
+    for name, count, escalated, person, replied, resolved, breached in ticket_rows:
         group = groups[name or NO_INTENT]
+        group.sla_breached += int(breached or 0)
         group.tickets += int(count)
         group.escalated += int(escalated or 0)
         group.deflected += int(count) - int(person or 0)

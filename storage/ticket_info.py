@@ -75,6 +75,13 @@ class TicketInfo:
     triage_ts: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    # SLAs (`storage.sla`): the priority and the times its clocks are computed from.
+    priority: str = "normal"
+    sla_started_at: dt.datetime | None = None
+    agent_replied_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None
+    first_response_breached_at: dt.datetime | None = None
+    resolution_breached_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, row: Ticket) -> TicketInfo:
@@ -97,6 +104,12 @@ class TicketInfo:
             triage_ts=row.triage_ts,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            priority=row.priority or "normal",
+            sla_started_at=row.sla_started_at,
+            agent_replied_at=row.agent_replied_at,
+            resolved_at=row.resolved_at,
+            first_response_breached_at=row.first_response_breached_at,
+            resolution_breached_at=row.resolution_breached_at,
         )
 
     @property
@@ -117,6 +130,14 @@ class TicketInfo:
         if self.triage_ts is None or is_card_marker(self.triage_ts):
             return None
         return self.triage_ts
+
+    @property
+    def sla_breaches(self) -> dict[str, dt.datetime | None]:
+        """When each SLA target was flagged as breached (`storage.sla` kinds)."""
+        return {
+            "first_response": self.first_response_breached_at,
+            "resolution": self.resolution_breached_at,
+        }
 
     @property
     def status_label(self) -> str:

@@ -32,7 +32,7 @@ from storage.models import (
     Ticket,
     TraceRun,
 )
-from storage.ticket_info import STATUSES, TicketInfo
+from storage.ticket_info import HUMAN_STATUSES, STATUSES, TicketInfo
 
 
 class TicketQueries:
@@ -71,13 +71,38 @@ class TicketQueries:
             return TicketInfo.of(row) if row is not None else None
 
     async def list_tickets(
-        self, statuses: Collection[str] | None = None, *, limit: int = 50
+        self, statuses: Collection[str] | None = None, *, limit: int = 50, breached: bool = False
     ) -> list[TicketInfo]:
-        """Tickets in `statuses` (all when None), most recently updated first."""
+        """Tickets in `statuses` (all when None), most recently updated first; with
+        `breached`, only those with an SLA target flagged as breached."""
         query = select(Ticket).where(Ticket.ticket_number.is_not(None))
         if statuses is not None:
             query = query.where(Ticket.status.in_(list(statuses)))
+        if breached:
+            query = query.where(
+                Ticket.first_response_breached_at.is_not(None)
+                | Ticket.resolution_breached_at.is_not(None)
+            )
         query = query.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(limit)
+        async with self._sessions() as session:
+            return [TicketInfo.of(row) for row in (await session.scalars(query)).all()]
+
+    async def sla_running(
+        self, started_before: dt.datetime, *, limit: int = 500
+    ) -> list[TicketInfo]:
+        """Tickets a person has whose SLA clock started before `started_before` and has a
+        target not yet flagged: the only ones the SLA check can find breached."""
+        query = (
+            select(Ticket)
+            .where(
+                Ticket.status.in_(list(HUMAN_STATUSES)),
+                Ticket.sla_started_at <= started_before,
+                Ticket.first_response_breached_at.is_(None)
+                | Ticket.resolution_breached_at.is_(None),
+            )
+            .order_by(Ticket.sla_started_at)
+            .limit(limit)
+        )
         async with self._sessions() as session:
             return [TicketInfo.of(row) for row in (await session.scalars(query)).all()]
 

@@ -28,13 +28,15 @@ The statuses and the `TicketInfo` snapshot every transition returns are in
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, literal, update
+from sqlalchemy import case, func, literal, null, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import Ticket, UTCDateTime, utcnow
+from storage.sla import FIRST_RESPONSE, NORMAL, RESOLUTION, URGENT
 from storage.sql_time import SecondsBetween
 from storage.ticket_info import (
     CLAIMED,
@@ -49,6 +51,14 @@ from storage.ticket_queries import TicketQueries
 
 MAX_REASON_CHARS = 500
 MAX_SUMMARY_CHARS = 300
+# The SLA clock (`storage.sla`) runs while a person has the ticket: it starts afresh at
+# each escalation, and stops (these are cleared) when the ticket goes back to the bot.
+SLA_CLEARED: dict[str, Any] = {
+    "sla_started_at": None,
+    "agent_replied_at": None,
+    "first_response_breached_at": None,
+    "resolution_breached_at": None,
+}
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class TicketStore(TicketQueries):
             status=CLAIMED,
             assignee=agent,
             person_involved=True,
+            # An escalated ticket's SLA clock runs on; one taken from the bot starts now.
+            **_sla_clock(restart=Ticket.status != ESCALATED),
         )
         if changed is not None:
             return Transition(True, changed)
@@ -98,6 +110,7 @@ class TicketStore(TicketQueries):
             escalation_reason=None,
             resolved_at=None,
             resolution_s=None,
+            **SLA_CLEARED,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -118,6 +131,7 @@ class TicketStore(TicketQueries):
             escalation_reason=None,
             resolved_at=None,
             resolution_s=None,
+            **SLA_CLEARED,
         )
         if changed is not None:
             return Transition(True, changed)
@@ -148,14 +162,16 @@ class TicketStore(TicketQueries):
             escalation_reason=None,
             resolved_at=None,
             resolution_s=None,
+            **SLA_CLEARED,
         )
         if changed is not None:
             return Transition(True, changed)
         current = await self.get(ticket_id)
         return Transition(False, current, "already" if current else "not_found")
 
-    async def escalate(self, ticket_id: int, reason: str) -> Transition:
-        """Flag the ticket for a person, unless a person already has it."""
+    async def escalate(self, ticket_id: int, reason: str, *, urgent: bool = False) -> Transition:
+        """Flag the ticket for a person, unless a person already has it; the SLA clock
+        starts now (`storage.sla`), at the urgent targets when `urgent`."""
         changed = await self._transition(
             ticket_id,
             [Ticket.status.not_in(list(HUMAN_STATUSES))],
@@ -164,6 +180,8 @@ class TicketStore(TicketQueries):
             escalation_reason=reason[:MAX_REASON_CHARS],
             escalated_at=func.coalesce(Ticket.escalated_at, utcnow()),
             person_involved=True,
+            priority=URGENT if urgent else NORMAL,
+            **_sla_clock(restart=literal(True)),
         )
         if changed is not None:
             return Transition(True, changed)
@@ -181,12 +199,14 @@ class TicketStore(TicketQueries):
         actions: list[str] | None = None,
         summary: str | None = None,
         escalation_reason: str | None = None,
+        urgent: bool = False,
     ) -> TicketInfo:
         """Merge what one answered turn found, and move the status on.
 
-        The status becomes `escalated` (with the reason) or `waiting` — unless a person
-        took the ticket while the bot was answering: an agent's claim is never undone
-        by the bot. The row is locked (`FOR UPDATE`) for the read-merge-write.
+        The status becomes `escalated` (with the reason; the SLA clock starts, at the
+        urgent targets when `urgent`) or `waiting` — unless a person took the ticket while
+        the bot was answering: an agent's claim is never undone by the bot. The row is
+        locked (`FOR UPDATE`) for the read-merge-write.
         """
         async with self._sessions() as session, session.begin():
             ticket = await session.get_one(Ticket, ticket_id, with_for_update=True)
@@ -200,12 +220,17 @@ class TicketStore(TicketQueries):
             if summary:
                 ticket.summary = summary[:MAX_SUMMARY_CHARS]
             if ticket.status not in HUMAN_STATUSES:
+                now = utcnow()
+                for name, value in SLA_CLEARED.items():
+                    setattr(ticket, name, value)
                 if escalation_reason is not None:
                     ticket.status = ESCALATED
                     ticket.assignee = None
                     ticket.escalation_reason = escalation_reason[:MAX_REASON_CHARS]
-                    ticket.escalated_at = ticket.escalated_at or utcnow()
+                    ticket.escalated_at = ticket.escalated_at or now
                     ticket.person_involved = True
+                    ticket.priority = URGENT if urgent else NORMAL
+                    ticket.sla_started_at = now
                 else:
                     ticket.status = WAITING
             ticket.updated_at = utcnow()
@@ -215,6 +240,26 @@ class TicketStore(TicketQueries):
     async def touch(self, ticket_id: int) -> TicketInfo | None:
         """Mark new activity (a customer's turn while a person has the ticket)."""
         return await self._transition(ticket_id, [])
+
+    async def flag_sla_breach(
+        self, ticket_id: int, kind: str, started_at: dt.datetime
+    ) -> TicketInfo | None:
+        """Flag one SLA target of the clock that started at `started_at` as breached.
+
+        Conditional, so of any number of checks (workers, restarts) exactly one flags it;
+        None for the others, and when the ticket moved on (resolved, handed back, a new
+        clock). It changes the ticket's version, so the card is redrawn.
+        """
+        column = {FIRST_RESPONSE: Ticket.first_response_breached_at,
+                  RESOLUTION: Ticket.resolution_breached_at}[kind]  # fmt: skip
+        conditions = [
+            column.is_(None),
+            Ticket.sla_started_at == started_at,
+            Ticket.status.in_(list(HUMAN_STATUSES)),
+        ]
+        if kind == FIRST_RESPONSE:
+            conditions.append(Ticket.agent_replied_at.is_(None))
+        return await self._transition(ticket_id, conditions, **{column.key: utcnow()})
 
     # --- the triage card's message ------------------------------------------------------
 
@@ -267,7 +312,18 @@ class TicketStore(TicketQueries):
             return getattr(result, "rowcount", 0) == 1
 
 
+def _sla_clock(restart: ColumnElement[bool]) -> dict[str, Any]:
+    """Values that start the SLA clock now where `restart` holds, and keep it otherwise."""
+    now = literal(utcnow(), UTCDateTime())
+    values: dict[str, Any] = {"sla_started_at": case((restart, now), else_=Ticket.sla_started_at)}
+    for name in SLA_CLEARED:
+        if name != "sla_started_at":
+            values[name] = case((restart, null()), else_=getattr(Ticket, name))
+    return values
+
+
 __all__ = [
+    "SLA_CLEARED",
     "TicketStore",
     "Transition",
 ]

@@ -52,6 +52,7 @@ class Outcome:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     escalation_reason: str | None = None
+    urgent: bool = False  # an escalation at the urgent SLA targets (`storage.sla`)
     summary: str = ""
     links: list[str] = field(default_factory=list)  # URLs `text` may link to (cited passages)
     # Side effects prepared for the customer's confirmation (`PendingTask.as_dict()`).

@@ -92,6 +92,7 @@ async def _route(
             text=HANDOFF_TEXT,
             intents=["human_handoff"],
             escalation_reason="customer asked for a person",
+            urgent=intent.urgent,
             summary="asked for a person",
         )
     unsure = intent.confidence < MIN_CONFIDENCE
@@ -107,6 +108,7 @@ async def _route(
             text=HANDOFF_TEXT,
             intents=[intent.intent],
             escalation_reason=f"low confidence ({intent.confidence:.2f}) in '{intent.intent}'",
+            urgent=intent.urgent,
             summary="unclear request",
         )
     if found is not None:
@@ -120,5 +122,6 @@ async def _route(
         outcome = await answer_general(ctx, request, knowledge)
     if urgent:
         outcome.escalation_reason = urgent
+        outcome.urgent = True
         outcome.text += "\n\nI've also flagged this to our support team; a person will follow up."
     return outcome

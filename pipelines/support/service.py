@@ -168,6 +168,7 @@ class SupportService:
             actions=outcome.actions,
             summary=outcome.summary or None,
             escalation_reason=outcome.escalation_reason,
+            urgent=outcome.urgent,
         )
         pending = await self._prepare(outcome, ticket, message, customer.id)
         return SupportReply(
