@@ -80,6 +80,11 @@ SLACK_API_ERRORS = Counter(
     "Slack Web API errors, by method and Slack error code.",
     ["method", "error"],
 )
+SLA_BREACHES = Counter(
+    "supportbot_sla_breaches_total",
+    "SLA targets of tickets flagged as breached (once each), by kind and priority.",
+    ["kind", "priority"],
+)
 
 
 QUEUE_COUNTS_MAX_AGE_SECONDS = 5.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from bot.errors import SettingsError
@@ -17,6 +17,7 @@ from pipelines.config import LLMSettings
 if TYPE_CHECKING:  # storage pulls in SQLAlchemy: not for `supportbot --version`
     from pipelines.faq.limits import FaqLimits
     from storage.retention import RetentionPolicy
+    from storage.sla import SlaPolicy
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///supportbot.db"
 
@@ -78,11 +79,75 @@ class Settings(LLMSettings):
     support_assignment: Literal["off", "round_robin"] = "off"
     support_max_open_per_agent: int = Field(default=5, ge=1)
     csat_quiet_days: int = Field(default=7, ge=0)
+    # SLAs of escalated tickets (`storage.sla`, checked by `bot.triage.sla`): targets per
+    # priority in business time ("off" for none), the business hours, their time zone
+    # and weekdays, and how often the worker checks.
+    sla_first_response: str = "urgent=1h,normal=4h"
+    sla_resolution: str = "urgent=8h,normal=24h"
+    sla_business_hours: str = "09:00-17:00"
+    sla_timezone: str = "UTC"
+    sla_weekdays: str = "mon-fri"
+    sla_check_seconds: float = Field(default=60.0, ge=0.05)
 
     @field_validator("support_channels", "support_agent_ids", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_ids(value)
+
+    @field_validator("sla_first_response", "sla_resolution")
+    @classmethod
+    def _sla_targets(cls, value: str) -> str:
+        from storage.sla import SlaConfigError, parse_targets
+
+        try:
+            parse_targets(value)
+        except SlaConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("sla_business_hours", "sla_timezone")
+    @classmethod
+    def _sla_hours(cls, value: str, info: ValidationInfo) -> str:
+        from storage.sla import SlaConfigError, parse_business_hours
+
+        hours, zone = (
+            (value, "UTC") if info.field_name == "sla_business_hours" else ("09:00-17:00", value)
+        )
+        try:
+            parse_business_hours(hours, zone, "mon")
+        except SlaConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("sla_weekdays")
+    @classmethod
+    def _sla_weekdays(cls, value: str) -> str:
+        from storage.sla import SlaConfigError, parse_weekdays
+
+        try:
+            if not parse_weekdays(value):
+                raise SlaConfigError("no weekdays")
+        except SlaConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def sla_policy(self) -> SlaPolicy:
+        from storage.sla import (
+            FIRST_RESPONSE,
+            RESOLUTION,
+            SlaPolicy,
+            parse_business_hours,
+            parse_targets,
+        )
+
+        return SlaPolicy(
+            parse_business_hours(self.sla_business_hours, self.sla_timezone, self.sla_weekdays),
+            {
+                FIRST_RESPONSE: parse_targets(self.sla_first_response),
+                RESOLUTION: parse_targets(self.sla_resolution),
+            },
+        )
 
     @property
     def retention(self) -> RetentionPolicy:

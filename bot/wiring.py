@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -40,7 +40,7 @@ from bot.settings import Settings, SettingsError
 from bot.slack_calls import FATAL_SLACK_ERRORS
 from bot.triage.agents import AgentDirectory
 from bot.triage.feature import TriageFeature
-from bot.worker import JobHandler, Sweep, Worker
+from bot.worker import JobHandler, PeriodicCheck, Sweep, Worker
 from pipelines.llm.base import LLM, StreamingLLM
 from storage.conversations import ConversationStore
 from storage.migrate import apply_migrations
@@ -65,6 +65,13 @@ class Feature(Protocol):
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
         """What this feature shows in App Home (`bot.home`); empty for none."""
         ...
+
+
+@runtime_checkable
+class HasPeriodicChecks(Protocol):
+    """A feature with work every worker does now and then (`bot.worker.PeriodicCheck`)."""
+
+    def periodic_checks(self, slack: SlackRuntime) -> Sequence[PeriodicCheck]: ...
 
 
 def default_features() -> list[Feature]:
@@ -129,6 +136,12 @@ class SlackRuntime:
             shutdown_grace=shutdown_grace,
             throttle=self.intake.busy,
             sweep=self._retention_sweep(),
+            checks=[
+                check
+                for feature in self.features
+                if isinstance(feature, HasPeriodicChecks)
+                for check in feature.periodic_checks(self)
+            ],
         )
         self.jobs.on_submitted(worker.wake)  # an embedded worker starts at once, without polling
         return worker

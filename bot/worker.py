@@ -9,7 +9,9 @@ machines) share one queue; nothing in a worker's memory is needed for correctnes
 - on shutdown the worker stops claiming, gives in-hand jobs `shutdown_grace` seconds to
   finish and releases the rest, so the next worker starts them at once;
 - every `sweep_interval` seconds it runs the retention sweep (`storage.retention`) beside
-  the jobs, in small batches; several workers sweeping at once only repeat idempotent deletes.
+  the jobs, in small batches; several workers sweeping at once only repeat idempotent deletes;
+- it runs the features' `PeriodicCheck`s (the SLA check, `bot.triage.sla`) on their own
+  intervals; a check keeps its state in the database, so any worker may run it.
 
 What a job does is its handler's business (`JobHandler`, e.g. `bot.messages.reply_job`). A handler
 raises `JobFailed` to choose between retry-with-backoff and the dead letter; any other
@@ -26,7 +28,8 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.metrics import JOB_OUTCOMES, JOB_SECONDS, JOBS_IN_FLIGHT
@@ -89,6 +92,16 @@ SWEEP_START_DELAY_S = 120.0
 Sweep = Callable[[], Awaitable[PurgeReport]]
 
 
+@dataclass(frozen=True)
+class PeriodicCheck:
+    """Work a worker does every `interval` seconds beside the jobs; `run` returns a line
+    to log, or None when there was nothing to do. A failure waits for the next turn."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[str | None]]
+
+
 JOBS_PER_LLM_SLOT = 2
 
 
@@ -119,6 +132,7 @@ class Worker:
         sweep: Sweep | None = None,
         sweep_interval: float = SWEEP_INTERVAL_S,
         sweep_start_delay: float = SWEEP_START_DELAY_S,
+        checks: Sequence[PeriodicCheck] = (),
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -138,6 +152,7 @@ class Worker:
         self.sweep = sweep
         self.sweep_interval = sweep_interval
         self.sweep_start_delay = sweep_start_delay
+        self.checks = list(checks)
         self._tasks: dict[asyncio.Task[None], LeasedJob] = {}
         self._lost: set[int] = set()
         self._wakeup = asyncio.Event()
@@ -166,6 +181,7 @@ class Worker:
             ", ".join(sorted(self.handlers)),
         )
         sweeper = asyncio.create_task(self._sweep_periodically()) if self.sweep else None
+        checkers = [asyncio.create_task(self._check_periodically(c)) for c in self.checks]
         try:
             while not self._stopping.is_set():
                 claimed = await self._claim_some()
@@ -173,9 +189,10 @@ class Worker:
                     deferring = self._throttled_since is not None
                     await self._sleep(THROTTLED_POLL_S if deferring else self.poll_interval)
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
+            background = [*checkers, *([sweeper] if sweeper is not None else [])]
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await self._drain()
             logger.info("worker %s stopped", self.worker_id)
 
@@ -239,6 +256,17 @@ class Worker:
                 continue
             if report.total:
                 logger.info("retention: %s", report.summary())
+
+    async def _check_periodically(self, check: PeriodicCheck) -> None:
+        while True:
+            await asyncio.sleep(check.interval)
+            try:
+                line = await check.run()
+            except Exception as exc:
+                logger.warning("%s failed: %s", check.name, exc)
+                continue
+            if line:
+                logger.info("%s: %s", check.name, line)
 
     # --- one job ------------------------------------------------------------------------
 
@@ -337,4 +365,4 @@ class Worker:
                 return
 
 
-__all__ = ["JobFailed", "JobHandler", "Worker", "default_worker_id"]
+__all__ = ["JobFailed", "JobHandler", "PeriodicCheck", "Worker", "default_worker_id"]

@@ -276,3 +276,21 @@ def test_customer_home_shows_tickets_orders_and_returns() -> None:
         assert expected in shown, expected
     empty = text_of(customer_home([], CustomerRecords([], []), NOW)["blocks"])
     assert "No conversations yet." in empty and "No orders." in empty and "No returns." in empty
+
+
+def test_the_card_shows_sla_targets_due_breached_or_met() -> None:
+    from storage.sla import FIRST_RESPONSE, RESOLUTION, SlaClockView
+
+    due = NOW + dt.timedelta(hours=1)
+    views = [
+        SlaClockView(FIRST_RESPONSE, due, -60, None, NOW),
+        SlaClockView(RESOLUTION, due, 3 * 3600 + 20 * 60, None, None),
+    ]
+    ticket = make_ticket(status=ESCALATED, escalation_reason="angry", priority="urgent")
+    text = text_of(card_blocks(ticket, sla=views))
+    assert "First response SLA breached" in text and f"<!date^{int(due.timestamp())}^" in text
+    assert "*Resolution* due" in text and "3h 20m of business time left" in text
+    assert ":fire: *urgent*" in text
+    met = SlaClockView(FIRST_RESPONSE, due, 600, NOW, None)
+    assert "First response* met" in text_of(card_blocks(ticket, sla=[met]))
+    assert "SLA" not in text_of(card_blocks(make_ticket()))  # no clock: nothing shown

@@ -3,6 +3,7 @@
     supportbot tickets                      # active tickets (everything not resolved)
     supportbot tickets --status escalated   # one status: open, waiting, escalated, claimed,
                                             # resolved; or `active`, `all`
+    supportbot tickets --breached           # only tickets that breached an SLA target
     supportbot tickets --json               # one JSON object per line
 
 Registered on the main Typer app with `register(app)`.
@@ -40,6 +41,9 @@ def tickets_command(
     ] = "active",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    breached: Annotated[
+        bool, typer.Option("--breached", help="Only tickets that breached an SLA target.")
+    ] = False,
 ) -> None:
     """List support tickets, most recently updated first."""
     from storage.db import Database
@@ -66,7 +70,9 @@ def tickets_command(
     async def load() -> list[TicketInfo]:
         db = Database(settings.database_url)
         try:
-            return await TicketStore(db.sessions).list_tickets(statuses, limit=limit)
+            return await TicketStore(db.sessions).list_tickets(
+                statuses, limit=limit, breached=breached
+            )
         finally:
             await db.dispose()
 
@@ -77,7 +83,8 @@ def tickets_command(
             typer.echo(json.dumps(ticket_json(ticket)))
         return
     if not tickets:
-        typer.echo(f"no {chosen if chosen != 'all' else ''} tickets".replace("  ", " "))
+        what = f"{chosen if chosen != 'all' else ''} {'breached' if breached else ''}"
+        typer.echo(" ".join(f"no {what} tickets".split()))
         return
     for line in format_table(tickets, now):
         typer.echo(line)
@@ -96,6 +103,8 @@ def ticket_json(ticket: TicketInfo) -> dict[str, Any]:
         "actions": ticket.actions,
         "summary": ticket.summary,
         "escalation_reason": ticket.escalation_reason,
+        "priority": ticket.priority,
+        "sla_breached": {kind: _iso(at) for kind, at in ticket.sla_breaches.items()},
         "created_at": ticket.created_at.isoformat(),
         "updated_at": ticket.updated_at.isoformat(),
     }
@@ -127,11 +136,17 @@ def format_table(tickets: list[TicketInfo], now: dt.datetime) -> list[str]:
     ]
 
 
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
 def _summary(ticket: TicketInfo) -> str:
 
+    breached = [kind.replace("_", " ") for kind, at in ticket.sla_breaches.items() if at]
+    flag = f" [SLA breached: {', '.join(breached)}]" if breached else ""
     if ticket.status in HUMAN_STATUSES and ticket.escalation_reason:
-        return f"{ticket.summary or '-'} [escalated: {ticket.escalation_reason}]"
-    return ticket.summary or "-"
+        return f"{ticket.summary or '-'} [escalated: {ticket.escalation_reason}]{flag}"
+    return (ticket.summary or "-") + flag
 
 
 def _one_line(text: str, limit: int = 100) -> str:

@@ -34,6 +34,7 @@ def figures_line(f: Figures) -> str:
         f"(p90 {duration(f.first_response_p90_s)}) · resolved in "
         f"{duration(f.resolution_p50_s)} (p90 {duration(f.resolution_p90_s)}) · CSAT {csat} "
         f"({percent(f.csat_response_rate)} answered) · thumbs up {percent(f.thumbs_up_ratio)}"
+        f" · SLA breached {f.sla_breached}"
     )
 
 

@@ -56,6 +56,8 @@ def ticket_line(ticket: TicketInfo, now: dt.datetime, *, for_agent: bool) -> Blo
         parts.append(assignee_text(ticket))
         if ticket.slack_user_id:
             parts.append(f"from <@{ticket.slack_user_id}>")
+        if ticket.status != RESOLVED and any(ticket.sla_breaches.values()):
+            parts.append(":red_circle: SLA breached")
     else:
         parts.append(f"updated {age(now - ticket.updated_at)} ago")
     summary = escape(ticket.summary) if ticket.summary else "_new conversation_"

@@ -15,6 +15,7 @@ the response to a click, and its reservation protocol is easiest to read on its 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +33,9 @@ from bot.triage.views import (
     thread_url_fallback,
 )
 from bot.worker import JobFailed
+from storage.models import utcnow
 from storage.queue import LeasedJob
+from storage.sla import SlaClockView, SlaPolicy, ticket_sla
 from storage.ticket_info import (
     ESCALATED,
     TicketInfo,
@@ -71,12 +74,16 @@ class TriageCardJob:
         agent_ids: Sequence[str] = (),
         *,
         clock: Callable[[], float] = time.time,
+        sla_policy: SlaPolicy | None = None,
+        sla_clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._slack = SlackCalls(client)
         self._store = store
         self._channel = triage_channel
         self._agent_ids = list(agent_ids)
         self._clock = clock
+        self._sla_policy = sla_policy
+        self._sla_clock = sla_clock
 
     async def run(self, job: LeasedJob) -> dict[str, Any] | None:
         if not self._channel:
@@ -151,11 +158,18 @@ class TriageCardJob:
         response = await self._slack.post(
             self._channel or "",
             Mrkdwn(card_text(ticket)),  # escaped by the view
-            blocks=card_blocks(ticket, thread_url, await self._store.latest_turn(ticket.id)),
+            blocks=card_blocks(
+                ticket, thread_url, await self._store.latest_turn(ticket.id), sla=self._sla(ticket)
+            ),
             metadata=card_tag(ticket).metadata(ticket=ticket.number),
             unfurl_links=False,
         )
         return str(response.get("ts"))
+
+    def _sla(self, ticket: TicketInfo) -> list[SlaClockView]:
+        if self._sla_policy is None or not self._sla_policy.enabled:
+            return []
+        return ticket_sla(ticket, self._sla_policy, self._sla_clock())
 
     async def _find_card(self, ticket: TicketInfo, since: float) -> str | None:
         oldest = f"{max(0.0, since - 5):.6f}"
@@ -181,7 +195,7 @@ class TriageCardJob:
                 channel,
                 ts,
                 Mrkdwn(card_text(ticket)),
-                blocks=card_blocks(ticket, thread_url, latest, votes, brief),
+                blocks=card_blocks(ticket, thread_url, latest, votes, brief, self._sla(ticket)),
                 tolerate={"message_not_found"},
             )
             if isinstance(response, Refused):  # someone deleted the card

@@ -70,6 +70,7 @@ from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage.reactions import register_reactions
 from bot.triage.relay import MIRROR_JOB, RELAY_JOB, MirrorJob, RelayJob, register_relay
+from bot.triage.sla import SLA_BREACH_JOB, Clock, SlaBreachJob, SlaCheck
 from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage.views import (
     CLAIM_ACTION,
@@ -85,8 +86,9 @@ from bot.triage.views import (
     refusal_text,
     without_handoff_button,
 )
-from bot.worker import JobHandler
+from bot.worker import JobHandler, PeriodicCheck
 from storage.feedback import run_votes
+from storage.models import utcnow
 from storage.ticket_info import ESCALATED, TicketInfo, TicketSnapshot
 from storage.tickets import TicketStore, Transition
 from storage.traces import TraceStore
@@ -111,9 +113,11 @@ class TriageFeature:
     It also observes the reply job (`SlackReplyJob.add_observer`) to refresh cards.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = utcnow) -> None:
+        """`clock`: the SLA check's and the cards' *now* (tests move it)."""
         self._slack: SlackRuntime | None = None
         self._store: TicketStore | None = None
+        self.clock = clock
 
     # --- Feature ------------------------------------------------------------------------
 
@@ -129,13 +133,24 @@ class TriageFeature:
                 self.store,
                 settings.support_triage_channel,
                 settings.support_agent_ids,
+                sla_policy=settings.sla_policy,
+                sla_clock=self.clock,
             ),
             CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
             BRIEF_JOB: BriefJob(self),
             RELAY_JOB: RelayJob(self),
             MIRROR_JOB: MirrorJob(self),
             ASSIGN_JOB: AssignJob(self),
+            SLA_BREACH_JOB: SlaBreachJob(self, settings.sla_policy),
         }
+
+    def periodic_checks(self, slack: SlackRuntime) -> Sequence[PeriodicCheck]:
+        """The SLA check (`bot.triage.sla`), run by every worker."""
+        self._bind(slack)
+        policy = slack.settings.sla_policy
+        if not policy.enabled:
+            return []
+        return [SlaCheck(self, policy, self.clock).periodic(slack.settings.sla_check_seconds)]
 
     def home_sections(self, slack: SlackRuntime) -> Sequence[HomeSection]:
         self._bind(slack)

@@ -26,6 +26,7 @@ from bot.blocks import Block, actions, button, context, escape, fields_section, 
 from bot.messages.views import TALK_TO_HUMAN_ACTION
 from storage.briefs import StoredBrief
 from storage.feedback import VoteCounts
+from storage.sla import SLA_LABELS, URGENT, SlaClockView
 from storage.ticket_info import CLAIMED, ESCALATED, OPEN, RESOLVED, WAITING, TicketInfo
 
 CLAIM_ACTION = "triage_claim"
@@ -160,9 +161,11 @@ def card_blocks(
     latest: str | None = None,
     votes: VoteCounts | None = None,
     brief: StoredBrief | None = None,
+    sla: Sequence[SlaClockView] = (),
 ) -> list[Block]:
     """The triage card of one ticket; `latest` is the customer's latest message, `votes`
-    the feedback on the bot's replies (a thumbs-down is flagged).
+    the feedback on the bot's replies (a thumbs-down is flagged), `sla` its SLA targets
+    as of the card's drawing (due times are Slack dates, true whenever it is read).
 
     A direct message between a customer and the bot is private: agents can neither open
     nor answer it, so its card has no thread link and says to contact the customer.
@@ -170,6 +173,7 @@ def card_blocks(
     emoji = STATUS_EMOJI.get(ticket.status, ":grey_question:")
     heading = f"{emoji} *{escape(ticket.number)}* · {escape(ticket.status_label)}"
     heading += f" · from <@{ticket.slack_user_id}>" if ticket.slack_user_id else ""
+    heading += " · :fire: *urgent*" if ticket.priority == URGENT else ""
     summary = escape(ticket.summary) if ticket.summary else "_new conversation_"
     intents = escape(", ".join(label(i) for i in ticket.intents)) or "_none yet_"
     blocks: list[Block] = [
@@ -198,6 +202,8 @@ def card_blocks(
     if ticket.status in (ESCALATED, CLAIMED) and ticket.escalation_reason:
         reason = escape(ticket.escalation_reason)[:MAX_LIST_CHARS]
         blocks.append(section(f":warning: *Escalated:* {reason}"))
+    if sla:
+        blocks.append(section("\n".join(sla_line(view) for view in sla)))
     if is_direct_message(ticket):
         where = "a direct message with the bot (private: contact the customer directly)"
         thread_url = None
@@ -206,6 +212,43 @@ def card_blocks(
     blocks.append(context(f"In {where} · updated {slack_date(ticket.updated_at)}"))
     blocks.append(card_buttons(ticket, thread_url))
     return blocks
+
+
+def business_time(seconds: float) -> str:
+    """'45m', '3h 20m' (business time)."""
+    minutes = max(0, round(seconds / 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+
+def sla_line(view: SlaClockView) -> str:
+    """One SLA target on the card: met, breached, or due with the business time left."""
+    name = SLA_LABELS.get(view.kind, view.kind).capitalize()
+    if view.met_at is not None:
+        verdict = "met" if view.left_s >= 0 else "missed"
+        return f":white_check_mark: *{name}* {verdict} (due {slack_date(view.due)})"
+    if view.breached:
+        return f":red_circle: *{name} SLA breached* (was due {slack_date(view.due)})"
+    return (
+        f":stopwatch: *{name}* due {slack_date(view.due)} · "
+        f"{business_time(view.left_s)} of business time left when this card was drawn"
+    )
+
+
+def sla_breach_notice(
+    ticket: TicketInfo, kind: str, due: dt.datetime | None, agent_ids: Sequence[str]
+) -> str:
+    """The card-thread message when a target is breached: to the assignee, or the agents."""
+    if ticket.status == CLAIMED and ticket.assignee:
+        who = f"<@{ticket.assignee}>"
+    else:
+        who = " ".join(f"<@{agent}>" for agent in agent_ids) or "<!here>"
+    name = SLA_LABELS.get(kind, kind)
+    when = f" (due {slack_date(due)})" if due else ""
+    return (
+        f":alarm_clock: {who} {escape(ticket.number)} ({escape(ticket.priority)}) breached "
+        f"its {name} SLA{when}."
+    )
 
 
 def brief_blocks(stored: StoredBrief) -> list[Block]:
@@ -301,6 +344,8 @@ __all__ = [
     "escalation_notice",
     "format_task",
     "refusal_text",
+    "sla_breach_notice",
+    "sla_line",
     "slack_date",
     "thread_url_fallback",
     "without_handoff_button",
