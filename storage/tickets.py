@@ -67,7 +67,8 @@ class Transition:
 
     When not `ok`, `reason` says why: `not_found`, `claimed` (someone else holds it: see
     `ticket.assignee`), `yours` (the caller already holds it), `resolved`, `not_claimed`,
-    `already` (already in the target state), `busy` (a person already has it).
+    `already` (already in the target state), `busy` (a person already has it),
+    `assigned` (that agent already has it), `with_bot` (no person has it).
     """
 
     ok: bool
@@ -120,6 +121,30 @@ class TicketStore(TicketQueries):
         if current.status == CLAIMED:
             return Transition(False, current, "claimed")
         return Transition(False, current, "not_claimed")
+
+    async def assign(self, ticket_id: int, agent: str) -> Transition:
+        """Give an escalated or claimed ticket to `agent` (reassign from the card); the
+        SLA clock runs on, since a person had it all along."""
+        changed = await self._transition(
+            ticket_id,
+            [
+                Ticket.status.in_(list(HUMAN_STATUSES)),
+                (Ticket.status == ESCALATED) | (Ticket.assignee != agent),
+            ],
+            status=CLAIMED,
+            assignee=agent,
+            person_involved=True,
+        )
+        if changed is not None:
+            return Transition(True, changed)
+        current = await self.get(ticket_id)
+        if current is None:
+            return Transition(False, None, "not_found")
+        if current.status == RESOLVED:
+            return Transition(False, current, "resolved")
+        if current.status == CLAIMED:
+            return Transition(False, current, "assigned")
+        return Transition(False, current, "with_bot")
 
     async def hand_back(self, ticket_id: int) -> Transition:
         """An escalated ticket nobody claimed goes back to the bot (`open`)."""

@@ -15,6 +15,7 @@ from bot.triage.views import (
     CLAIM_ACTION,
     HAND_BACK_ACTION,
     OPEN_THREAD_ACTION,
+    REASSIGN_ACTION,
     REOPEN_ACTION,
     RESOLVE_ACTION,
     TRACE_ACTION,
@@ -95,9 +96,20 @@ def action_ids(blocks: list[dict[str, Any]]) -> list[str]:
         (
             ESCALATED,
             None,
-            [CLAIM_ACTION, HAND_BACK_ACTION, REPLY_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION],
+            [
+                CLAIM_ACTION,
+                HAND_BACK_ACTION,
+                REPLY_ACTION,
+                REASSIGN_ACTION,
+                RESOLVE_ACTION,
+                OPEN_THREAD_ACTION,
+            ],
         ),
-        (CLAIMED, "U0AGENT", [UNCLAIM_ACTION, REPLY_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION]),
+        (
+            CLAIMED,
+            "U0AGENT",
+            [UNCLAIM_ACTION, REPLY_ACTION, REASSIGN_ACTION, RESOLVE_ACTION, OPEN_THREAD_ACTION],
+        ),
         (RESOLVED, "U0AGENT", [REOPEN_ACTION, OPEN_THREAD_ACTION]),
     ],
 )
@@ -107,8 +119,8 @@ def test_card_buttons_follow_the_status(
     ticket = make_ticket(status=status, assignee=assignee, channel_id="C0SUPPORT")
     blocks = card_blocks(ticket, "https://x.test/t")
     assert action_ids(blocks) == [*expected, TRACE_ACTION]  # Trace: on every card
-    values = {e.get("value") for b in blocks if b["type"] == "actions" for e in b["elements"]}
-    assert values == {"T-00012"}
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert {e.get("value") for e in buttons if e["type"] == "button"} == {"T-00012"}
     [link] = [e for b in blocks if b["type"] == "actions" for e in b["elements"] if "url" in e]
     assert link["url"] == "https://x.test/t"
 

@@ -6,6 +6,10 @@ away and holds fewer than `SUPPORT_MAX_OPEN_PER_AGENT` claimed tickets
 (`storage.assignment`), claims the ticket for them, redraws the card and tells them by
 DM. Nobody free: the ticket stays escalated for anyone to claim. `/support away` and
 `/support back` (agents only) set who is away; the card's *Claim* still works for anyone.
+
+Reassign: the card of an escalated or claimed ticket has *Assign to…* (a users_select).
+An agent picks an agent; the ticket becomes theirs (one conditional UPDATE), the card is
+redrawn and its thread says so, pinging the new assignee (once: the card job's note).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.interactions import Click
 from bot.slack_calls import SlackCalls
+from bot.triage.views import NOT_AN_AGENT, REASSIGN_ACTION, refusal_text
 from storage.assignment import pick_agent, set_away
 from storage.queue import LeasedJob
 from storage.ticket_info import ESCALATED
@@ -84,4 +90,40 @@ def register_support_command(app: AsyncApp, triage: TriageFeature) -> None:
     app.command("/support")(on_support)
 
 
-__all__ = ["ASSIGN_JOB", "AssignJob", "register_support_command"]
+def register_reassign(app: AsyncApp, triage: TriageFeature) -> None:
+    async def on_reassign(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        click = Click.of(body, action)
+        chosen = str(action.get("selected_user") or "")
+        card_ts = str((body.get("container") or {}).get("message_ts") or "")
+        if not await triage.directory.is_agent(click.user):
+            await triage.ephemeral(click.channel, click.user, NOT_AN_AGENT)
+            return
+        ticket = await triage.store.by_card(click.channel, card_ts)
+        if ticket is None or not chosen:
+            await triage.ephemeral(
+                click.channel, click.user, refusal_text("not_found", "that ticket", None)
+            )
+            return
+        if chosen == ticket.slack_user_id or not await triage.directory.is_agent(chosen):
+            await triage.ephemeral(
+                click.channel, click.user, refusal_text("not_an_agent", ticket.number, ticket)
+            )
+            return
+        result = await triage.store.assign(ticket.id, chosen)
+        logger.info(
+            "reassign %s to %s by %s: %s", ticket.number, chosen, click.user, result.reason or "ok"
+        )
+        if result.ticket is not None:
+            await triage.refresh_card(
+                result.ticket, REASSIGN_ACTION if result.ok else None, click.user
+            )
+        if not result.ok:
+            await triage.ephemeral(
+                click.channel, click.user, refusal_text(result.reason, ticket.number, result.ticket)
+            )
+
+    app.action(REASSIGN_ACTION)(on_reassign)
+
+
+__all__ = ["ASSIGN_JOB", "AssignJob", "register_reassign", "register_support_command"]

@@ -26,6 +26,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack_calls import MessageTag, Mrkdwn, Refused, SlackCalls, job_tag
 from bot.triage.views import (
     CARD_EVENT_TYPE,
+    REASSIGN_ACTION,
+    assigned_note,
     card_blocks,
     card_text,
     escalation_notice,
@@ -37,6 +39,7 @@ from storage.models import utcnow
 from storage.queue import LeasedJob
 from storage.sla import SlaClockView, SlaPolicy, ticket_sla
 from storage.ticket_info import (
+    CLAIMED,
     ESCALATED,
     TicketInfo,
     card_marker,
@@ -96,8 +99,11 @@ class TriageCardJob:
         channel, ts, rendered = await self._ensure_card(job, ticket, thread_url)
         await self._refresh(ticket_id, channel, ts, rendered, thread_url)
         notified = None
-        if job.payload.get("event") == ESCALATED:
+        event = job.payload.get("event")
+        if event == ESCALATED:
             notified = await self._notify_agents(job, channel, ts, ticket_id)
+        elif event == REASSIGN_ACTION:
+            notified = await self._note_assignee(job, channel, ts, ticket_id)
         return {"ticket": ticket.number, "card_ts": ts, "notified": notified}
 
     async def give_up(self, job: LeasedJob, error: str) -> None:
@@ -209,16 +215,30 @@ class TriageCardJob:
         ticket = await self._store.get(ticket_id)
         if ticket is None or ticket.status != ESCALATED:
             return None  # already claimed, handed back or resolved: nobody to call
+        # Mentions the agents on purpose.
+        text = escalation_notice(ticket, self._agent_ids)
+        return await self._note_once(job, channel, card_ts, ticket, text)
+
+    async def _note_assignee(
+        self, job: LeasedJob, channel: str, card_ts: str, ticket_id: int
+    ) -> str | None:
+        ticket = await self._store.get(ticket_id)
+        if ticket is None or ticket.status != CLAIMED or not ticket.assignee:
+            return None  # taken back or resolved meanwhile
+        text = assigned_note(ticket, str(job.payload.get("by") or ""))  # pings the assignee
+        return await self._note_once(job, channel, card_ts, ticket, text)
+
+    async def _note_once(
+        self, job: LeasedJob, channel: str, card_ts: str, ticket: TicketInfo, text: str
+    ) -> str:
+        """Post `text` (mrkdwn, escaped by the view) in the card's thread, once per job."""
         tag = job_tag(TRIAGE_EVENT_TYPE, job.id)
         if job.is_retry:
             posted = await self._slack.find_posted(channel, tag, thread_ts=card_ts)
             if posted is not None:
                 return posted
         response = await self._slack.post(
-            channel,
-            Mrkdwn(escalation_notice(ticket, self._agent_ids)),  # mentions the agents on purpose
-            thread_ts=card_ts,
-            metadata=tag.metadata(ticket=ticket.number),
+            channel, Mrkdwn(text), thread_ts=card_ts, metadata=tag.metadata(ticket=ticket.number)
         )
         return str(response.get("ts"))
 

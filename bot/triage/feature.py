@@ -63,7 +63,12 @@ from bot.messages.intake import SLACK_MESSAGE_JOB
 from bot.messages.reply_job import TICKET_CUSTOMER_WROTE, SlackReplyJob
 from bot.messages.views import TALK_TO_HUMAN_ACTION
 from bot.triage.agents import AgentDirectory
-from bot.triage.assignment import ASSIGN_JOB, AssignJob, register_support_command
+from bot.triage.assignment import (
+    ASSIGN_JOB,
+    AssignJob,
+    register_reassign,
+    register_support_command,
+)
 from bot.triage.brief import BRIEF_JOB, BriefJob
 from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
@@ -181,6 +186,7 @@ class TriageFeature:
         register_reactions(app, self)
         register_relay(app, self)
         register_support_command(app, self)
+        register_reassign(app, self)
 
     # --- TicketObserver -----------------------------------------------------------------
 
@@ -208,15 +214,16 @@ class TriageFeature:
         return self.slack.agents
 
     async def refresh_card(
-        self, ticket: TicketInfo | TicketSnapshot, event: str | None = None
+        self, ticket: TicketInfo | TicketSnapshot, event: str | None = None, by: str = ""
     ) -> bool:
-        """Queue a refresh of the ticket's card (once per ticket version and event)."""
+        """Queue a refresh of the ticket's card (once per ticket version and event);
+        `by`: who caused the event, for the card-thread note some events get."""
         if not self.slack.settings.support_triage_channel:
             return False
         created: bool = await self.slack.submit(
             TRIAGE_CARD_JOB,
             f"{TRIAGE_CARD_JOB}:{ticket.id}:{ticket.version}:{event or 'update'}",
-            {"ticket_id": ticket.id, "event": event},
+            {"ticket_id": ticket.id, "event": event, "by": by},
         )
         if event == ESCALATED:  # the agents get a brief of what the customer needs
             await self.slack.submit(

@@ -34,6 +34,7 @@ UNCLAIM_ACTION = "triage_unclaim"
 HAND_BACK_ACTION = "triage_hand_back"
 RESOLVE_ACTION = "triage_resolve"
 REPLY_TO_CUSTOMER_ACTION = "triage_reply_to_customer"  # bot.triage.relay
+REASSIGN_ACTION = "triage_reassign"  # a users_select: the card's ticket to that agent
 REOPEN_ACTION = "triage_reopen"
 OPEN_THREAD_ACTION = "triage_open_thread"
 TRACE_ACTION = "show_trace"  # opens the ticket's traces (agents only): bot.triage.trace_views
@@ -144,11 +145,28 @@ def card_buttons(ticket: TicketInfo, thread_url: str | None) -> Block:
             elements.append(button("Hand back to bot", HAND_BACK_ACTION, value))
         if ticket.status in (ESCALATED, CLAIMED):
             elements.append(button("Reply to customer", REPLY_TO_CUSTOMER_ACTION, value))
+            elements.append(assign_select())
         elements.append(button("Resolve", RESOLVE_ACTION, value))
     if thread_url:
         elements.append(button("Open thread", OPEN_THREAD_ACTION, value, url=thread_url))
     elements.append(button("Trace", TRACE_ACTION, value))
     return actions(*elements, block_id=CARD_BLOCK_ID)
+
+
+def assign_select() -> Block:
+    """'Assign to…': picking a person hands them the ticket (`bot.triage.feature`). A
+    users_select carries no value: the ticket is the card the click came from."""
+    return {
+        "type": "users_select",
+        "action_id": REASSIGN_ACTION,
+        "placeholder": {"type": "plain_text", "text": "Assign to…"},
+    }
+
+
+def assigned_note(ticket: TicketInfo, by: str | None) -> str:
+    """The card-thread line when someone hands the ticket to an agent (it pings them)."""
+    who = f" by <@{by}>" if by and by != ticket.assignee else ""
+    return f":arrow_right: <@{ticket.assignee}>, {escape(ticket.number)} was assigned to you{who}."
 
 
 def is_direct_message(ticket: TicketInfo) -> bool:
@@ -290,6 +308,9 @@ TRANSITION_REFUSALS = {
     "not_claimed": "{number} is not claimed.",
     "already": "{number} is already {status}.",
     "busy": "A person from the support team already has {number}.",
+    "assigned": "<@{assignee}> already has {number}.",
+    "with_bot": "{number} is with the bot: claim it first.",
+    "not_an_agent": "Only members of the support team can be assigned tickets.",
     "not_found": "There is no ticket {number}.",
 }
 
@@ -332,12 +353,15 @@ __all__ = [
     "NOT_AN_AGENT",
     "NOT_YOUR_TICKET",
     "OPEN_THREAD_ACTION",
+    "REASSIGN_ACTION",
     "REOPEN_ACTION",
     "RESOLVE_ACTION",
     "TRACE_ACTION",
     "TRIAGE_ACTIONS",
     "UNCLAIM_ACTION",
     "age",
+    "assign_select",
+    "assigned_note",
     "card_blocks",
     "card_buttons",
     "card_text",

@@ -135,9 +135,9 @@ def text_of(blocks: list[dict[str, Any]] | None) -> str:
 
 
 def buttons(message: Posted) -> dict[str, str]:
-    """action_id -> button label of a card."""
+    """action_id -> button label (or a menu's placeholder) of a card."""
     return {
-        element["action_id"]: element["text"]["text"]
+        element["action_id"]: (element.get("text") or element.get("placeholder") or {})["text"]
         for block in message.blocks or []
         if block.get("type") == "actions"
         for element in block["elements"]
