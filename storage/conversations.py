@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select, update
+from sqlalchemy import Select, case, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -120,6 +120,19 @@ class ConversationStore:
                 )
                 if role in REPLY_ROLES:
                     await _note_reply(session, ticket_id, role)
+
+    async def revise_turn(self, role: str, message_ts: str, text: str | None) -> int:
+        """Follow an edit (new `text`) or a deletion (None) of a recorded message: the
+        turns of `role` at `message_ts` (a message ts is one message). How many changed."""
+        where = (ConversationTurn.role == role, ConversationTurn.message_ts == message_ts)
+        statement = (
+            delete(ConversationTurn).where(*where)
+            if text is None
+            else update(ConversationTurn).where(*where).values(text=text)
+        )
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(statement.execution_options(synchronize_session=False))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     async def history(
         self,

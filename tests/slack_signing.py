@@ -154,5 +154,22 @@ def message_changed(
     }
 
 
+def thread_edit(original: dict[str, Any], text: str | None, *, thread_ts: str) -> dict[str, Any]:
+    """`message_changed` (new `text`) or `message_deleted` (None) of a thread reply."""
+    before = {k: original[k] for k in ("type", "user", "text", "ts")} | {"thread_ts": thread_ts}
+    event: dict[str, Any] = {
+        "type": "message", "hidden": True, "channel": original["channel"],
+        "channel_type": original.get("channel_type", "group"), "ts": new_ts(),
+        "event_ts": new_ts(), "previous_message": before,
+    }  # fmt: skip
+    if text is None:
+        event |= {"subtype": "message_deleted", "deleted_ts": original["ts"]}
+    else:
+        edited = {"user": original["user"], "ts": new_ts()}
+        event |= {"subtype": "message_changed",
+                  "message": before | {"text": text, "edited": edited}}  # fmt: skip
+    return event
+
+
 def encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))

@@ -18,7 +18,9 @@ Which messages are answered (SPEC 3):
   never part of the owner's history; if they @-mention the bot, the pipeline tells them
   to ask in their own conversation (`SupportService`).
 Never: the bot's own or another bot's messages (no loops), edits, deletions, joins and
-every other subtype but plain messages, file shares and thread broadcasts.
+every other subtype but plain messages, file shares and thread broadcasts. The exception:
+an edit or deletion of a message in a triage card's thread queues a `relay_edit` job, so
+an agent's reply relayed to the customer (or an internal note) follows it.
 
 Deduplication: the job's dedupe key is the message itself (team, channel, ts), not the
 `event_id`. A redelivery (`X-Slack-Retry-Num`) carries the same message, and so does the
@@ -40,7 +42,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.jobs import Jobs
 from bot.metrics import EVENTS_ENQUEUED
-from bot.triage.relay import RELAY_JOB
+from bot.triage.relay import RELAY_EDIT_JOB, RELAY_JOB
 from pipelines.support.contracts import IncomingMessage
 from storage.conversations import NOTE, PARTICIPANT, ConversationStore, ThreadKey
 from storage.models import Ticket
@@ -58,6 +60,7 @@ PARTICIPANT_REPLY = "participant_reply"
 RECORDED_ROLES = {AGENT_REPLY: "agent", PARTICIPANT_REPLY: PARTICIPANT}
 PRIVATE_CHANNEL_TYPES = frozenset({"im", "mpim", "group"})
 ANSWERED_SUBTYPES: frozenset[str | None] = frozenset({None, "file_share", "thread_broadcast"})
+EDITED, DELETED = "message_changed", "message_deleted"
 
 Event = Mapping[str, Any]
 
@@ -217,6 +220,33 @@ class Intake:
             )
         return self._count("card_reply", event, event_id, reason)
 
+    async def _edited(self, event: Event, team_id: str, event_id: str) -> str:
+        """An edit or deletion in a card's thread: queue the job that follows it (no
+        database read here; the job finds whether the message was relayed or a note)."""
+        channel = str(event.get("channel") or "")
+        changed, previous = event.get("message") or {}, event.get("previous_message") or {}
+        source_ts = str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts") or "")
+        thread = str(changed.get("thread_ts") or previous.get("thread_ts") or "")
+        deleted = event.get("subtype") == DELETED
+        if (
+            channel != self._config.triage_channel
+            or not source_ts
+            or not thread
+            or thread == source_ts
+            or (not deleted and changed.get("text") == previous.get("text"))  # an unfurl
+        ):
+            return self._count("ignored", event, event_id)
+        await self._jobs.submit(
+            RELAY_EDIT_JOB,
+            f"{RELAY_EDIT_JOB}:{channel}:{source_ts}:{event.get('event_ts') or event.get('ts')}",
+            {
+                "relay_key": f"{RELAY_JOB}:{message_key(team_id, channel, source_ts)}",
+                "source_ts": source_ts,
+                "text": "" if deleted else without_marker(str(changed.get("text") or "")),
+            },
+        )
+        return self._count("card_edit", event, event_id, "card_edit")
+
     async def accept(
         self,
         event: Event,
@@ -231,6 +261,8 @@ class Intake:
         self._last_accepted = time.monotonic()
         if assistant:
             reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
+        elif event.get("subtype") in (EDITED, DELETED):
+            return await self._edited(event, team_id, event_id)
         else:
             reason, ticket = await self._route(event, event_type, team_id, bot_user_id)
             if reason in (CARD_REPLY, CARD_NOTE) and ticket is not None:

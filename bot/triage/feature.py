@@ -74,7 +74,15 @@ from bot.triage.cards import TRIAGE_CARD_JOB, TriageCardJob
 from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage.reactions import register_reactions
-from bot.triage.relay import MIRROR_JOB, RELAY_JOB, MirrorJob, RelayJob, register_relay
+from bot.triage.relay import (
+    MIRROR_JOB,
+    RELAY_EDIT_JOB,
+    RELAY_JOB,
+    MirrorJob,
+    RelayEditJob,
+    RelayJob,
+    register_relay,
+)
 from bot.triage.sla import SLA_BREACH_JOB, Clock, SlaBreachJob, SlaCheck
 from bot.triage.trace_views import MAX_TRACE_RUNS, trace_modal
 from bot.triage.views import (
@@ -144,6 +152,7 @@ class TriageFeature:
             CUSTOMER_NOTICE_JOB: CustomerNoticeJob(slack.client),
             BRIEF_JOB: BriefJob(self),
             RELAY_JOB: RelayJob(self),
+            RELAY_EDIT_JOB: RelayEditJob(self),
             MIRROR_JOB: MirrorJob(self),
             ASSIGN_JOB: AssignJob(self),
             SLA_BREACH_JOB: SlaBreachJob(self, settings.sla_policy),

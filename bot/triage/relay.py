@@ -12,6 +12,12 @@ view id, so a replayed submission sends nothing twice; the job posts into the cu
 thread (DMs with the bot included) under the agent's name and picture
 (`chat:write.customize`), tags the message with the job id (a retry finds it), records
 it as the agent's turn, and says so in the card's thread.
+
+Edits and deletions follow: when an agent edits or deletes a ">" message in the card's
+thread, intake queues a `relay_edit` job (keyed by the event), which finds the relayed
+copy through the relay job's result and updates or deletes it in the customer's thread,
+and the agent's recorded turn with it (an edited or deleted internal note: its stored
+note). A reply sent from the modal has no source message, so nothing can edit it.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import escape, input_block, modal
 from bot.interactions import Click, tell
-from bot.slack_calls import Mrkdwn, SlackCalls, call, job_tag
+from bot.slack_calls import Mrkdwn, Refused, SlackCalls, call, job_tag
 from bot.triage.views import REPLY_TO_CUSTOMER_ACTION
-from storage.conversations import ConversationStore
-from storage.queue import LeasedJob
+from bot.worker import JobFailed
+from storage.conversations import NOTE, ConversationStore
+from storage.queue import DONE, LeasedJob
 
 if TYPE_CHECKING:
     from bot.triage.feature import TriageFeature
@@ -37,6 +44,7 @@ REPLY_ACTION = REPLY_TO_CUSTOMER_ACTION
 RELAY_MODAL = "triage_relay"
 RELAY_JOB = "relay_to_customer"
 RELAY_EVENT_TYPE = "supportbot_relay"
+RELAY_EDIT_JOB = "relay_edit"
 MIRROR_JOB = "mirror_to_card"
 MIRROR_EVENT_TYPE = "supportbot_mirror"
 TEXT_BLOCK, TEXT_ACTION = "relay_text", "text"
@@ -148,6 +156,53 @@ class RelayJob:
         return str(name or "Support team"), profile.get("image_72")
 
 
+class RelayEditJob:
+    """`JobHandler` of `relay_edit`: an edited or deleted card-thread message, followed.
+
+    Payload: `relay_key` (the dedupe key a ">" message's relay job has), `source_ts`
+    (the message in the card's thread), `text` (the new text without the marker; empty
+    when deleted or emptied: the customer's copy is deleted).
+    """
+
+    def __init__(self, triage: TriageFeature) -> None:
+        self._triage = triage
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        triage = self._triage
+        text = str(job.payload.get("text") or "").strip()[:MAX_REPLY_CHARS]
+        conversations = ConversationStore(triage.slack.core.db.sessions)
+        relay = await triage.slack.queue.by_dedupe_key(str(job.payload["relay_key"]))
+        if relay is None:  # never relayed: an internal note (or nothing of ours)
+            noted = await conversations.revise_turn(
+                NOTE, str(job.payload["source_ts"]), text or None
+            )
+            return {"notes": noted}
+        if relay.status != DONE:
+            if relay.status == "dead":
+                return {"skipped": "the reply was never delivered"}
+            raise JobFailed("the reply is still being sent", retry_in=1.0)
+        relayed_ts = str((relay.result or {}).get("ts") or "")
+        ticket = await triage.store.by_number(str(relay.payload.get("ticket") or ""))
+        if ticket is None or not relayed_ts:
+            return {"skipped": "no relayed message"}
+        slack = SlackCalls(triage.slack.client)
+        if text:
+            response = await slack.update(ticket.channel_id, relayed_ts, text,
+                                          tolerate={"message_not_found"})  # fmt: skip
+        else:
+            response = await slack.call(
+                "chat.delete",
+                slack.client.chat_delete(channel=ticket.channel_id, ts=relayed_ts),
+                tolerate={"message_not_found"},
+            )
+        gone = isinstance(response, Refused)  # the customer's copy was deleted already
+        await conversations.revise_turn("agent", relayed_ts, text or None)
+        return {"relayed_ts": relayed_ts, "edited" if text else "deleted": not gone}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("an edit of an agent's reply did not reach the customer: %s", error)
+
+
 class MirrorJob:
     """`JobHandler` of `mirror_to_card`: the customer's latest words, in the card's thread.
 
@@ -188,9 +243,11 @@ class MirrorJob:
 
 __all__ = [
     "MIRROR_JOB",
+    "RELAY_EDIT_JOB",
     "RELAY_JOB",
     "REPLY_ACTION",
     "MirrorJob",
+    "RelayEditJob",
     "RelayJob",
     "register_relay",
     "relay_modal",

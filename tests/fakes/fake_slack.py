@@ -128,6 +128,7 @@ class FakeSlack(SlackFilesMixin, SlackStreamsMixin):
         self.bot_id = bot_id
         self.calls: list[Call] = []
         self.messages: list[Posted] = []
+        self.deleted: list[Posted] = []  # chat.delete
         self.reactions: set[tuple[str, str, str]] = set()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._slowness: dict[str, Slowness] = {}
@@ -400,6 +401,14 @@ class FakeSlack(SlackFilesMixin, SlackStreamsMixin):
                 posted.text = str(params.get("text") or posted.text)
                 posted.blocks = params.get("blocks") or posted.blocks
                 posted.metadata = params.get("metadata") or posted.metadata
+                return {"ok": True, "channel": posted.channel, "ts": posted.ts}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _api_chat_delete(self, params: Params) -> dict[str, Any]:
+        for posted in self.messages:
+            if posted.channel == params.get("channel") and posted.ts == params.get("ts"):
+                self.messages.remove(posted)
+                self.deleted.append(posted)
                 return {"ok": True, "channel": posted.channel, "ts": posted.ts}
         return {"ok": False, "error": "message_not_found"}
 

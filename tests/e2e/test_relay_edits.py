@@ -1,0 +1,96 @@
+"""Edits and deletions of an agent's '>' reply in the card's thread follow it into the
+customer's thread (and the recorded turn); an edited or deleted internal note follows in
+the stored note; a redelivered edit changes nothing twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.home.feature import HomeFeature
+from bot.settings import Settings
+from bot.triage.feature import TriageFeature
+from storage.models import ConversationTurn, Job
+from tests.e2e.conftest import AGENT_ID, BotServer, run_bot_server
+from tests.e2e.test_ticket_brief import ASK, escalate_event
+from tests.e2e.test_triage_slack import (  # noqa: F401 (triage_settings is a fixture)
+    TRIAGE,
+    cards,
+    idle,
+    triage_settings,
+)
+from tests.fakes.fake_slack import FakeSlack
+from tests.slack_signing import dm_event, thread_edit
+
+
+async def turns(bot: BotServer, role: str) -> list[str]:
+    async with bot.slack.core.db.sessions() as session:
+        query = select(ConversationTurn.text).where(ConversationTurn.role == role)
+        return list((await session.scalars(query.order_by(ConversationTurn.id))).all())
+
+
+async def test_edits_and_deletions_of_relayed_replies_and_notes_follow(
+    triage_settings: Settings,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
+        event = dm_event(ASK)
+        await escalate_event(bot, fake_slack, event)
+        [card] = cards(fake_slack)
+
+        def in_card_thread(text: str) -> dict[str, object]:
+            message = dm_event(text, user=AGENT_ID, channel=TRIAGE, thread_ts=card.ts)
+            return message | {"channel_type": "group"}
+
+        reply = in_card_thread("&gt; Your parcel arrives on Friday.")
+        note = in_card_thread("carrier says Friday")
+        await bot.post_event(reply)
+        await bot.post_event(note)
+        await idle(bot)
+
+        def customer_thread() -> list[str]:
+            return [m.text for m in fake_slack.posts("D0CUST", event["ts"]) if "parcel" in m.text]
+
+        assert customer_thread() == ["Your parcel arrives on Friday."]
+
+        edit = thread_edit(reply, "&gt; Your parcel arrives on Thursday!", thread_ts=card.ts)
+        await bot.post_event(edit)
+        await bot.post_event(edit)  # redelivered: the same job
+        await bot.post_event(thread_edit(note, "carrier says Thursday", thread_ts=card.ts))
+        await idle(bot)
+        assert customer_thread() == ["Your parcel arrives on Thursday!"]  # edited in place
+        assert await turns(bot, "agent") == ["Your parcel arrives on Thursday!"]
+        assert await turns(bot, "note") == ["carrier says Thursday"]
+        edits = [
+            c for c in fake_slack.calls_to("chat.update") if c.params.get("channel") == "D0CUST"
+        ]
+        assert len(edits) == 1
+
+        await bot.post_event(thread_edit(reply, None, thread_ts=card.ts))
+        await bot.post_event(thread_edit(note, None, thread_ts=card.ts))
+        await idle(bot)
+        assert customer_thread() == []
+        assert [m.text for m in fake_slack.deleted] == ["Your parcel arrives on Thursday!"]
+        assert await turns(bot, "agent") == [] and await turns(bot, "note") == []
+
+
+async def test_an_edit_elsewhere_or_an_unfurl_relays_nothing(
+    triage_settings: Settings,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
+        event = dm_event(ASK)
+        await escalate_event(bot, fake_slack, event)
+        [card] = cards(fake_slack)
+        reply = dm_event("&gt; On its way.", user=AGENT_ID, channel=TRIAGE, thread_ts=card.ts)
+        reply["channel_type"] = "group"
+        await bot.post_event(reply)
+        await idle(bot)
+        before = len(fake_slack.calls_to("chat.update"))
+        await bot.post_event(thread_edit(reply, "&gt; On its way.", thread_ts=card.ts))  # unfurl
+        customer_edit = thread_edit(event, "edited", thread_ts=event["ts"])  # not a card thread
+        await bot.post_event(customer_edit)
+        await idle(bot)
+        assert len(fake_slack.calls_to("chat.update")) == before
+        async with bot.slack.core.db.sessions() as session:
+            kinds = set((await session.scalars(select(Job.kind))).all())
+        assert "relay_to_customer" in kinds and "relay_edit" not in kinds
