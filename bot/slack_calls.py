@@ -296,6 +296,29 @@ class SlackCalls:
         found = await self.find_tagged(channel, tag, limit=1, **search)
         return found[0].ts if found else None
 
+    async def post_in_thread_once(
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        tag: MessageTag,
+        *,
+        retry: bool,
+        about: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> tuple[str, bool]:
+        """Post `text` in a thread tagged with `tag`, unless this is a `retry` and a message
+        with the tag is there already: (its ts, whether it was posted now). `about`: extra
+        metadata fields (not matched)."""
+        if retry:
+            found = await self.find_posted(channel, tag, thread_ts=thread_ts)
+            if found is not None:
+                return found, False
+        response = await self.post(
+            channel, text, thread_ts=thread_ts, metadata=tag.metadata(**(about or {})), **fields
+        )
+        return str(response.get("ts")), True
+
     async def _read_page(self, channel: str, cursor: str | None, search: Search) -> Any:
         page: dict[str, Any] = {
             "channel": channel,

@@ -29,6 +29,7 @@ The statuses and the `TicketInfo` snapshot every transition returns are in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,35 +93,26 @@ class TicketStore(TicketQueries):
             # An escalated ticket's SLA clock runs on; one taken from the bot starts now.
             **_sla_clock(restart=Ticket.status != ESCALATED),
         )
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        if current is None:
-            return Transition(False, None, "not_found")
-        if current.status == RESOLVED:
-            return Transition(False, current, "resolved")
-        return Transition(False, current, "yours" if current.assignee == agent else "claimed")
+        return await self._outcome(
+            ticket_id,
+            changed,
+            lambda t: (
+                "resolved"
+                if t.status == RESOLVED
+                else "yours"
+                if t.assignee == agent
+                else "claimed"
+            ),
+        )
 
     async def unclaim(self, ticket_id: int, agent: str) -> Transition:
         """The holder lets go: the ticket goes back to the bot (`open`)."""
         changed = await self._transition(
-            ticket_id,
-            [Ticket.status == CLAIMED, Ticket.assignee == agent],
-            status=OPEN,
-            assignee=None,
-            escalation_reason=None,
-            resolved_at=None,
-            resolution_s=None,
-            **SLA_CLEARED,
+            ticket_id, [Ticket.status == CLAIMED, Ticket.assignee == agent], **BACK_TO_BOT
         )
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        if current is None:
-            return Transition(False, None, "not_found")
-        if current.status == CLAIMED:
-            return Transition(False, current, "claimed")
-        return Transition(False, current, "not_claimed")
+        return await self._outcome(
+            ticket_id, changed, lambda t: "claimed" if t.status == CLAIMED else "not_claimed"
+        )
 
     async def assign(self, ticket_id: int, agent: str) -> Transition:
         """Give an escalated or claimed ticket to `agent` (reassign from the card); the
@@ -135,35 +127,15 @@ class TicketStore(TicketQueries):
             assignee=agent,
             person_involved=True,
         )
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        if current is None:
-            return Transition(False, None, "not_found")
-        if current.status == RESOLVED:
-            return Transition(False, current, "resolved")
-        if current.status == CLAIMED:
-            return Transition(False, current, "assigned")
-        return Transition(False, current, "with_bot")
+        refusals = {RESOLVED: "resolved", CLAIMED: "assigned"}
+        return await self._outcome(ticket_id, changed, lambda t: refusals.get(t.status, "with_bot"))
 
     async def hand_back(self, ticket_id: int) -> Transition:
         """An escalated ticket nobody claimed goes back to the bot (`open`)."""
-        changed = await self._transition(
-            ticket_id,
-            [Ticket.status == ESCALATED],
-            status=OPEN,
-            assignee=None,
-            escalation_reason=None,
-            resolved_at=None,
-            resolution_s=None,
-            **SLA_CLEARED,
+        changed = await self._transition(ticket_id, [Ticket.status == ESCALATED], **BACK_TO_BOT)
+        return await self._outcome(
+            ticket_id, changed, lambda t: "claimed" if t.status == CLAIMED else "already"
         )
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        if current is None:
-            return Transition(False, None, "not_found")
-        return Transition(False, current, "claimed" if current.status == CLAIMED else "already")
 
     async def resolve(self, ticket_id: int, agent: str) -> Transition:
         """Close the ticket (any agent may); `assignee` records who resolved it."""
@@ -172,27 +144,12 @@ class TicketStore(TicketQueries):
             ticket_id, [Ticket.status != RESOLVED], status=RESOLVED, assignee=agent,
             resolved_at=now, resolution_s=SecondsBetween(Ticket.created_at, literal(now, UTCDateTime())),
         )  # fmt: skip
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        return Transition(False, current, "already" if current else "not_found")
+        return await self._outcome(ticket_id, changed, lambda _: "already")
 
     async def reopen(self, ticket_id: int) -> Transition:
         """A resolved ticket becomes `open` again, unassigned (the bot answers it)."""
-        changed = await self._transition(
-            ticket_id,
-            [Ticket.status == RESOLVED],
-            status=OPEN,
-            assignee=None,
-            escalation_reason=None,
-            resolved_at=None,
-            resolution_s=None,
-            **SLA_CLEARED,
-        )
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        return Transition(False, current, "already" if current else "not_found")
+        changed = await self._transition(ticket_id, [Ticket.status == RESOLVED], **BACK_TO_BOT)
+        return await self._outcome(ticket_id, changed, lambda _: "already")
 
     async def escalate(self, ticket_id: int, reason: str, *, urgent: bool = False) -> Transition:
         """Flag the ticket for a person, unless a person already has it; the SLA clock
@@ -208,10 +165,7 @@ class TicketStore(TicketQueries):
             priority=URGENT if urgent else NORMAL,
             **_sla_clock(restart=literal(True)),
         )
-        if changed is not None:
-            return Transition(True, changed)
-        current = await self.get(ticket_id)
-        return Transition(False, current, "busy" if current else "not_found")
+        return await self._outcome(ticket_id, changed, lambda _: "busy")
 
     # --- the bot's side -----------------------------------------------------------------
 
@@ -322,6 +276,17 @@ class TicketStore(TicketQueries):
             row = await session.get(Ticket, ticket_id, populate_existing=True)
             return TicketInfo.of(row) if row is not None else None
 
+    async def _outcome(
+        self, ticket_id: int, changed: TicketInfo | None, refusal: Callable[[TicketInfo], str]
+    ) -> Transition:
+        """`ok` with the changed ticket; otherwise the ticket as it is and `refusal(it)`."""
+        if changed is not None:
+            return Transition(True, changed)
+        current = await self.get(ticket_id)
+        if current is None:
+            return Transition(False, None, "not_found")
+        return Transition(False, current, refusal(current))
+
     async def _set_card(
         self, ticket_id: int, condition: ColumnElement[bool], **values: Any
     ) -> bool:
@@ -335,6 +300,17 @@ class TicketStore(TicketQueries):
         async with self._sessions() as session, session.begin():
             result = await session.execute(statement)
             return getattr(result, "rowcount", 0) == 1
+
+
+# Back to the bot (unclaim, hand back, reopen): open, nobody's, and no SLA clock running.
+BACK_TO_BOT: dict[str, Any] = {
+    "status": OPEN,
+    "assignee": None,
+    "escalation_reason": None,
+    "resolved_at": None,
+    "resolution_s": None,
+    **SLA_CLEARED,
+}
 
 
 def _sla_clock(restart: ColumnElement[bool]) -> dict[str, Any]:

@@ -232,15 +232,11 @@ class TriageCardJob:
         self, job: LeasedJob, channel: str, card_ts: str, ticket: TicketInfo, text: str
     ) -> str:
         """Post `text` (mrkdwn, escaped by the view) in the card's thread, once per job."""
-        tag = job_tag(TRIAGE_EVENT_TYPE, job.id)
-        if job.is_retry:
-            posted = await self._slack.find_posted(channel, tag, thread_ts=card_ts)
-            if posted is not None:
-                return posted
-        response = await self._slack.post(
-            channel, Mrkdwn(text), thread_ts=card_ts, metadata=tag.metadata(ticket=ticket.number)
-        )
-        return str(response.get("ts"))
+        ts, _ = await self._slack.post_in_thread_once(
+            channel, card_ts, Mrkdwn(text), job_tag(TRIAGE_EVENT_TYPE, job.id),
+            retry=job.is_retry, about={"ticket": ticket.number},
+        )  # fmt: skip
+        return ts
 
 
 __all__ = ["TRIAGE_CARD_JOB", "TriageCardJob"]

@@ -222,20 +222,15 @@ class MirrorJob:
         text = await triage.store.latest_turn(ticket.id)
         if not text:
             return {"skipped": "nothing written"}
-        slack = SlackCalls(triage.slack.client)
-        tag = job_tag(MIRROR_EVENT_TYPE, job.id)
-        if job.is_retry and await slack.find_posted(
-            ticket.triage_channel, tag, thread_ts=ticket.card_ts
-        ):
-            return {"already_posted": True}
         quoted = escape(" ".join(text.split()))[:2500]
-        await slack.post(
+        _, posted = await SlackCalls(triage.slack.client).post_in_thread_once(
             ticket.triage_channel,
+            ticket.card_ts,
             Mrkdwn(f"<@{ticket.slack_user_id}> wrote:\n>{quoted}"),
-            thread_ts=ticket.card_ts,
-            metadata=tag.metadata(),
+            job_tag(MIRROR_EVENT_TYPE, job.id),
+            retry=job.is_retry,
         )
-        return {"mirrored": ticket.number}
+        return {"mirrored": ticket.number, "already_posted": not posted}
 
     async def give_up(self, job: LeasedJob, error: str) -> None:
         logger.warning("a customer's message was not mirrored to the card: %s", error)

@@ -111,22 +111,18 @@ class SlaBreachJob:
             raise JobFailed("the breach is not flagged yet", retry_in=2.0)
         if not ticket.triage_channel or not ticket.card_ts:
             return {"skipped": "no card"}
-        slack = SlackCalls(triage.slack.client)
-        tag = job_tag(SLA_EVENT_TYPE, job.id)
-        if job.is_retry and await slack.find_posted(
-            ticket.triage_channel, tag, thread_ts=ticket.card_ts
-        ):
-            return {"already_posted": True}
         views = {view.kind: view for view in ticket_sla(ticket, self._policy, ticket.updated_at)}
         due = views[kind].due if kind in views else None
         text = sla_breach_notice(ticket, kind, due, triage.slack.settings.support_agent_ids)
-        await slack.post(
+        _, posted = await SlackCalls(triage.slack.client).post_in_thread_once(
             ticket.triage_channel,
+            ticket.card_ts,
             Mrkdwn(text),  # mentions the assignee or the agents on purpose
-            thread_ts=ticket.card_ts,
-            metadata=tag.metadata(ticket=ticket.number),
+            job_tag(SLA_EVENT_TYPE, job.id),
+            retry=job.is_retry,
+            about={"ticket": ticket.number},
         )
-        return {"notified": ticket.number, "kind": kind}
+        return {"notified": ticket.number, "kind": kind, "already_posted": not posted}
 
     async def give_up(self, job: LeasedJob, error: str) -> None:
         logger.warning("an SLA breach was not announced: %s", error)
