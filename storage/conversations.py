@@ -121,10 +121,14 @@ class ConversationStore:
                 if role in REPLY_ROLES:
                     await _note_reply(session, ticket_id, role)
 
-    async def revise_turn(self, role: str, message_ts: str, text: str | None) -> int:
+    async def revise_turn(
+        self, role: str, message_ts: str, text: str | None, *, ticket_id: int | None = None
+    ) -> int:
         """Follow an edit (new `text`) or a deletion (None) of a recorded message: the
-        turns of `role` at `message_ts` (a message ts is one message). How many changed."""
-        where = (ConversationTurn.role == role, ConversationTurn.message_ts == message_ts)
+        turns of `role` at `message_ts` (of `ticket_id`, when given). How many changed."""
+        where = [ConversationTurn.role == role, ConversationTurn.message_ts == message_ts]
+        if ticket_id is not None:
+            where.append(ConversationTurn.ticket_id == ticket_id)
         statement = (
             delete(ConversationTurn).where(*where)
             if text is None

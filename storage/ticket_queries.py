@@ -133,14 +133,22 @@ class TicketQueries:
 
     async def latest_turn(self, ticket_id: int, role: str = "customer") -> str | None:
         """The text of the ticket's latest turn by `role` (customer, bot or agent)."""
+        found = await self.latest_turn_at(ticket_id, role)
+        return found[1] if found else None
+
+    async def latest_turn_at(
+        self, ticket_id: int, role: str = "customer"
+    ) -> tuple[str, str] | None:
+        """(message ts, text) of the ticket's latest turn by `role`."""
         query = (
-            select(ConversationTurn.text)
+            select(ConversationTurn.message_ts, ConversationTurn.text)
             .where(ConversationTurn.ticket_id == ticket_id, ConversationTurn.role == role)
             .order_by(ConversationTurn.id.desc())
             .limit(1)
         )
         async with self._sessions() as session:
-            return await session.scalar(query)
+            row = (await session.execute(query)).first()
+        return (str(row[0]), str(row[1])) if row is not None else None
 
     async def latest_run_ids(self, ticket_id: int, *, limit: int = 3) -> list[str]:
         """The ids of the ticket's latest stored trace runs, newest first.

@@ -117,7 +117,10 @@ EVENTS = {
 }
 
 
-@pytest.mark.parametrize("event", list(EVENTS.values()), ids=list(EVENTS))
+SAME_ROUTING = {name: event for name, event in EVENTS.items() if name != "edit in a DM thread"}
+
+
+@pytest.mark.parametrize("event", list(SAME_ROUTING.values()), ids=list(SAME_ROUTING))
 async def test_the_prefilter_changes_no_routing(event: dict[str, Any]) -> None:
     expected = await outcome(AsyncAssistant(), event)
     assert await outcome(PrefilteredAssistant(), event) == expected
@@ -131,3 +134,10 @@ async def test_the_prefilter_lets_a_top_level_dm_skip_the_assistant() -> None:
         200,
         ["assistant:user_message"],
     )
+
+
+async def test_an_edit_in_a_dm_thread_reaches_the_intake_instead_of_being_dropped() -> None:
+    """Bolt's assistant drops it; the intake follows a customer's edit (`mirror_edit`)."""
+    edit = EVENTS["edit in a DM thread"]
+    assert await outcome(AsyncAssistant(), edit) == (200, [])
+    assert await outcome(PrefilteredAssistant(), edit) == (200, ["app:message"])

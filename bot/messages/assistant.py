@@ -48,6 +48,10 @@ class PrefilteredAssistant(AsyncAssistant):
     own fall-through use (`slack_bolt.request.payload_utils`), so a request that fails
     both could not have matched any listener: skipping straight to `next()` changes
     nothing but the time spent.
+
+    One deliberate difference: Bolt's assistant acknowledges and drops edits and
+    deletions in an assistant (DM) thread; here they go on to the app's `message`
+    listener, so a customer's edit follows on their turn and on the card (`mirror_edit`).
     """
 
     async def async_process(
@@ -57,7 +61,9 @@ class PrefilteredAssistant(AsyncAssistant):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],  # Bolt calls it with next=
     ) -> BoltResponse | None:
-        if is_assistant_event(req.body) or is_other_message_sub_event_in_assistant_thread(req.body):
+        if is_other_message_sub_event_in_assistant_thread(req.body):
+            return await next()  # an edit or deletion: for the intake (see above)
+        if is_assistant_event(req.body):
             return await super().async_process(req=req, resp=resp, next=next)
         return await next()
 

@@ -20,7 +20,9 @@ Which messages are answered (SPEC 3):
 Never: the bot's own or another bot's messages (no loops), edits, deletions, joins and
 every other subtype but plain messages, file shares and thread broadcasts. The exception:
 an edit or deletion of a message in a triage card's thread queues a `relay_edit` job, so
-an agent's reply relayed to the customer (or an internal note) follows it.
+an agent's reply relayed to the customer (or an internal note) follows it, and a
+customer's edit or deletion in their ticket's thread queues a `mirror_edit` job (their
+recorded turn and its mirror on the card follow).
 
 Deduplication: the job's dedupe key is the message itself (team, channel, ts), not the
 `event_id`. A redelivery (`X-Slack-Retry-Num`) carries the same message, and so does the
@@ -42,7 +44,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.jobs import Jobs
 from bot.metrics import EVENTS_ENQUEUED
-from bot.triage.relay import RELAY_EDIT_JOB, RELAY_JOB
+from bot.triage.relay import MIRROR_EDIT_JOB, RELAY_EDIT_JOB, RELAY_JOB
 from pipelines.support.contracts import IncomingMessage
 from storage.conversations import NOTE, PARTICIPANT, ConversationStore, ThreadKey
 from storage.models import Ticket
@@ -221,20 +223,19 @@ class Intake:
         return self._count("card_reply", event, event_id, reason)
 
     async def _edited(self, event: Event, team_id: str, event_id: str) -> str:
-        """An edit or deletion in a card's thread: queue the job that follows it (no
-        database read here; the job finds whether the message was relayed or a note)."""
+        """An edit or deletion: in a card's thread, queue the job that follows it (no
+        database read; the job finds whether the message was relayed or a note); by a
+        customer in their ticket's thread, the job that follows it on the turn and card."""
         channel = str(event.get("channel") or "")
         changed, previous = event.get("message") or {}, event.get("previous_message") or {}
         source_ts = str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts") or "")
         thread = str(changed.get("thread_ts") or previous.get("thread_ts") or "")
         deleted = event.get("subtype") == DELETED
-        if (
-            channel != self._config.triage_channel
-            or not source_ts
-            or not thread
-            or thread == source_ts
-            or (not deleted and changed.get("text") == previous.get("text"))  # an unfurl
-        ):
+        if not source_ts or (not deleted and changed.get("text") == previous.get("text")):
+            return self._count("ignored", event, event_id)  # an unfurl, not an edit
+        if channel != self._config.triage_channel:
+            return await self._customer_edited(event, team_id, event_id, thread or source_ts)
+        if not thread or thread == source_ts:
             return self._count("ignored", event, event_id)
         await self._jobs.submit(
             RELAY_EDIT_JOB,
@@ -246,6 +247,26 @@ class Intake:
             },
         )
         return self._count("card_edit", event, event_id, "card_edit")
+
+    async def _customer_edited(self, event: Event, team_id: str, event_id: str, thread: str) -> str:
+        changed, previous = event.get("message") or {}, event.get("previous_message") or {}
+        author = changed.get("user") or previous.get("user")
+        ticket = await self._conversations.find_ticket(
+            ThreadKey(team_id, str(event["channel"]), thread)
+        )
+        if ticket is None or author != ticket.slack_user_id:
+            return self._count("ignored", event, event_id)
+        source_ts = str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts"))
+        await self._jobs.submit(
+            MIRROR_EDIT_JOB,
+            f"{MIRROR_EDIT_JOB}:{event['channel']}:{source_ts}:{event.get('event_ts') or event.get('ts')}",
+            {
+                "ticket_id": ticket.id,
+                "source_ts": source_ts,
+                "text": "" if event.get("subtype") == DELETED else str(changed.get("text") or ""),
+            },
+        )
+        return self._count("customer_edit", event, event_id, "customer_edit")
 
     async def accept(
         self,

@@ -75,9 +75,11 @@ from bot.triage.home import AgentQueueSection
 from bot.triage.notice import CUSTOMER_NOTICE_JOB, CustomerNoticeJob
 from bot.triage.reactions import register_reactions
 from bot.triage.relay import (
+    MIRROR_EDIT_JOB,
     MIRROR_JOB,
     RELAY_EDIT_JOB,
     RELAY_JOB,
+    MirrorEditJob,
     MirrorJob,
     RelayEditJob,
     RelayJob,
@@ -154,6 +156,7 @@ class TriageFeature:
             RELAY_JOB: RelayJob(self),
             RELAY_EDIT_JOB: RelayEditJob(self),
             MIRROR_JOB: MirrorJob(self),
+            MIRROR_EDIT_JOB: MirrorEditJob(self),
             ASSIGN_JOB: AssignJob(self),
             SLA_BREACH_JOB: SlaBreachJob(self, settings.sla_policy),
         }

@@ -17,7 +17,9 @@ Edits and deletions follow: when an agent edits or deletes a ">" message in the 
 thread, intake queues a `relay_edit` job (keyed by the event), which finds the relayed
 copy through the relay job's result and updates or deletes it in the customer's thread,
 and the agent's recorded turn with it (an edited or deleted internal note: its stored
-note). A reply sent from the modal has no source message, so nothing can edit it.
+note). A reply sent from the modal has no source message, so nothing can edit it. The
+other way, a customer's edit or deletion updates their recorded turn and its mirror on
+the card (`mirror_edit`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import escape, input_block, modal
 from bot.interactions import Click, tell
-from bot.slack_calls import Mrkdwn, Refused, SlackCalls, call, job_tag
+from bot.slack_calls import MessageTag, Mrkdwn, Refused, SlackCalls, call, job_tag
 from bot.triage.views import REPLY_TO_CUSTOMER_ACTION
 from bot.worker import JobFailed
-from storage.conversations import NOTE, ConversationStore
+from storage.conversations import CUSTOMER, NOTE, ConversationStore
 from storage.queue import DONE, LeasedJob
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ RELAY_JOB = "relay_to_customer"
 RELAY_EVENT_TYPE = "supportbot_relay"
 RELAY_EDIT_JOB = "relay_edit"
 MIRROR_JOB = "mirror_to_card"
+MIRROR_EDIT_JOB = "mirror_edit"
 MIRROR_EVENT_TYPE = "supportbot_mirror"
 TEXT_BLOCK, TEXT_ACTION = "relay_text", "text"
 MAX_REPLY_CHARS = 3000
@@ -203,6 +206,47 @@ class RelayEditJob:
         logger.warning("an edit of an agent's reply did not reach the customer: %s", error)
 
 
+class MirrorEditJob:
+    """`JobHandler` of `mirror_edit`: a customer edited or deleted a message in their
+    thread. The recorded turn follows (the bot's history is what they now say), and so
+    does its mirror in the card's thread, found by its `source_ts` metadata.
+
+    Payload: `ticket_id`, `source_ts`, `text` (empty: deleted).
+    """
+
+    def __init__(self, triage: TriageFeature) -> None:
+        self._triage = triage
+
+    async def run(self, job: LeasedJob) -> dict[str, Any] | None:
+        triage = self._triage
+        source_ts = str(job.payload["source_ts"])
+        text = str(job.payload.get("text") or "").strip()
+        conversations = ConversationStore(triage.slack.core.db.sessions)
+        ticket_id = int(job.payload["ticket_id"])
+        revised = await conversations.revise_turn(
+            CUSTOMER, source_ts, text or None, ticket_id=ticket_id
+        )
+        ticket = await triage.store.get(ticket_id)
+        if ticket is None or not ticket.triage_channel or not ticket.card_ts:
+            return {"turns": revised, "mirror": None}
+        slack = SlackCalls(triage.slack.client)
+        mirror_tag = MessageTag(MIRROR_EVENT_TYPE, {"source_ts": source_ts})
+        found = await slack.find_tagged(
+            ticket.triage_channel, mirror_tag, limit=1, thread_ts=ticket.card_ts
+        )
+        if not found:
+            return {"turns": revised, "mirror": None}
+        who = f"<@{ticket.slack_user_id}>"
+        quoted = escape(" ".join(text.split()))[:2500]
+        update = f"{who} edited their message:\n>{quoted}" if text else f"{who} deleted a message."
+        await slack.update(ticket.triage_channel, found[0].ts, Mrkdwn(update),
+                           tolerate={"message_not_found"})  # fmt: skip
+        return {"turns": revised, "mirror": found[0].ts}
+
+    async def give_up(self, job: LeasedJob, error: str) -> None:
+        logger.warning("a customer's edit was not followed on the card: %s", error)
+
+
 class MirrorJob:
     """`JobHandler` of `mirror_to_card`: the customer's latest words, in the card's thread.
 
@@ -219,9 +263,10 @@ class MirrorJob:
         ticket = await triage.store.get(int(job.payload["ticket_id"]))
         if ticket is None or not ticket.triage_channel or not ticket.card_ts:
             return {"skipped": "no card"}
-        text = await triage.store.latest_turn(ticket.id)
-        if not text:
+        latest = await triage.store.latest_turn_at(ticket.id)
+        if latest is None or not latest[1]:
             return {"skipped": "nothing written"}
+        source_ts, text = latest
         quoted = escape(" ".join(text.split()))[:2500]
         _, posted = await SlackCalls(triage.slack.client).post_in_thread_once(
             ticket.triage_channel,
@@ -229,6 +274,7 @@ class MirrorJob:
             Mrkdwn(f"<@{ticket.slack_user_id}> wrote:\n>{quoted}"),
             job_tag(MIRROR_EVENT_TYPE, job.id),
             retry=job.is_retry,
+            about={"source_ts": source_ts},  # what a later edit of it finds (MirrorEditJob)
         )
         return {"mirrored": ticket.number, "already_posted": not posted}
 
@@ -237,10 +283,12 @@ class MirrorJob:
 
 
 __all__ = [
+    "MIRROR_EDIT_JOB",
     "MIRROR_JOB",
     "RELAY_EDIT_JOB",
     "RELAY_JOB",
     "REPLY_ACTION",
+    "MirrorEditJob",
     "MirrorJob",
     "RelayEditJob",
     "RelayJob",

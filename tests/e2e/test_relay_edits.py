@@ -94,3 +94,36 @@ async def test_an_edit_elsewhere_or_an_unfurl_relays_nothing(
         async with bot.slack.core.db.sessions() as session:
             kinds = set((await session.scalars(select(Job.kind))).all())
         assert "relay_to_customer" in kinds and "relay_edit" not in kinds
+
+
+async def test_a_customers_edit_and_deletion_follow_on_their_turn_and_the_cards_mirror(
+    triage_settings: Settings,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
+        event = dm_event(ASK)
+        await escalate_event(bot, fake_slack, event)
+        [card] = cards(fake_slack)
+        answer = dm_event("Friday is fine, thanks", thread_ts=event["ts"])
+        await bot.post_event(answer)
+        await idle(bot)
+
+        def mirrored() -> list[str]:
+            return [m.text for m in fake_slack.posts(TRIAGE, card.ts) if "<@U0CUST>" in m.text]
+
+        assert mirrored() == ["<@U0CUST> wrote:\n>Friday is fine, thanks"]
+
+        edit = thread_edit(answer, "Saturday would be better", thread_ts=event["ts"])
+        await bot.post_event(edit)
+        await bot.post_event(edit)  # redelivered
+        await idle(bot)
+        assert mirrored() == ["<@U0CUST> edited their message:\n>Saturday would be better"]
+        assert "Saturday would be better" in await turns(bot, "customer")
+        assert "Friday is fine, thanks" not in await turns(bot, "customer")
+
+        await bot.post_event(thread_edit(answer, None, thread_ts=event["ts"]))
+        someone = thread_edit(answer | {"user": "U0OTHER"}, "hijack", thread_ts=event["ts"])
+        await bot.post_event(someone)  # not the customer's edit: ignored
+        await idle(bot)
+        assert mirrored() == ["<@U0CUST> deleted a message."]
+        assert not any("Saturday" in t or "hijack" in t for t in await turns(bot, "customer"))
