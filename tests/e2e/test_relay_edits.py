@@ -4,6 +4,11 @@ the stored note; a redelivered edit changes nothing twice."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
 from sqlalchemy import select
 
 from bot.home.feature import HomeFeature
@@ -18,8 +23,31 @@ from tests.e2e.test_triage_slack import (  # noqa: F401 (triage_settings is a fi
     idle,
     triage_settings,
 )
-from tests.fakes.fake_slack import FakeSlack
+from tests.fakes.fake_slack import FakeSlack, Posted
 from tests.slack_signing import dm_event, thread_edit
+
+
+@dataclass
+class Desk:
+    """An escalated DM ticket and its card: the agents' desk these tests work at."""
+
+    bot: BotServer
+    event: dict[str, Any]
+    card: Posted
+
+
+@pytest.fixture
+async def desk(triage_settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[Desk]:  # noqa: F811
+    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
+        event = dm_event(ASK)
+        await escalate_event(bot, fake_slack, event)
+        [card] = cards(fake_slack)
+        yield Desk(bot, event, card)
+
+
+def in_card_thread(card: Posted, text: str) -> dict[str, Any]:
+    message = dm_event(text, user=AGENT_ID, channel=TRIAGE, thread_ts=card.ts)
+    return message | {"channel_type": "group"}
 
 
 async def turns(bot: BotServer, role: str) -> list[str]:
@@ -29,101 +57,82 @@ async def turns(bot: BotServer, role: str) -> list[str]:
 
 
 async def test_edits_and_deletions_of_relayed_replies_and_notes_follow(
-    triage_settings: Settings,  # noqa: F811
-    fake_slack: FakeSlack,
+    desk: Desk, fake_slack: FakeSlack
 ) -> None:
-    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
-        event = dm_event(ASK)
-        await escalate_event(bot, fake_slack, event)
-        [card] = cards(fake_slack)
+    bot, event, card = desk.bot, desk.event, desk.card
 
-        def in_card_thread(text: str) -> dict[str, object]:
-            message = dm_event(text, user=AGENT_ID, channel=TRIAGE, thread_ts=card.ts)
-            return message | {"channel_type": "group"}
+    reply = in_card_thread(card, "&gt; Your parcel arrives on Friday.")
+    note = in_card_thread(card, "carrier says Friday")
+    await bot.post_event(reply)
+    await bot.post_event(note)
+    await idle(bot)
 
-        reply = in_card_thread("&gt; Your parcel arrives on Friday.")
-        note = in_card_thread("carrier says Friday")
-        await bot.post_event(reply)
-        await bot.post_event(note)
-        await idle(bot)
+    def customer_thread() -> list[str]:
+        return [m.text for m in fake_slack.posts("D0CUST", event["ts"]) if "parcel" in m.text]
 
-        def customer_thread() -> list[str]:
-            return [m.text for m in fake_slack.posts("D0CUST", event["ts"]) if "parcel" in m.text]
+    assert customer_thread() == ["Your parcel arrives on Friday."]
 
-        assert customer_thread() == ["Your parcel arrives on Friday."]
+    edit = thread_edit(reply, "&gt; Your parcel arrives on Thursday!", thread_ts=card.ts)
+    await bot.post_event(edit)
+    await bot.post_event(edit)  # redelivered: the same job
+    await bot.post_event(thread_edit(note, "carrier says Thursday", thread_ts=card.ts))
+    await idle(bot)
+    assert customer_thread() == ["Your parcel arrives on Thursday!"]  # edited in place
+    assert await turns(bot, "agent") == ["Your parcel arrives on Thursday!"]
+    assert await turns(bot, "note") == ["carrier says Thursday"]
+    edits = [c for c in fake_slack.calls_to("chat.update") if c.params.get("channel") == "D0CUST"]
+    assert len(edits) == 1
 
-        edit = thread_edit(reply, "&gt; Your parcel arrives on Thursday!", thread_ts=card.ts)
-        await bot.post_event(edit)
-        await bot.post_event(edit)  # redelivered: the same job
-        await bot.post_event(thread_edit(note, "carrier says Thursday", thread_ts=card.ts))
-        await idle(bot)
-        assert customer_thread() == ["Your parcel arrives on Thursday!"]  # edited in place
-        assert await turns(bot, "agent") == ["Your parcel arrives on Thursday!"]
-        assert await turns(bot, "note") == ["carrier says Thursday"]
-        edits = [
-            c for c in fake_slack.calls_to("chat.update") if c.params.get("channel") == "D0CUST"
-        ]
-        assert len(edits) == 1
-
-        await bot.post_event(thread_edit(reply, None, thread_ts=card.ts))
-        await bot.post_event(thread_edit(note, None, thread_ts=card.ts))
-        await idle(bot)
-        assert customer_thread() == []
-        assert [m.text for m in fake_slack.deleted] == ["Your parcel arrives on Thursday!"]
-        assert await turns(bot, "agent") == [] and await turns(bot, "note") == []
+    await bot.post_event(thread_edit(reply, None, thread_ts=card.ts))
+    await bot.post_event(thread_edit(note, None, thread_ts=card.ts))
+    await idle(bot)
+    assert customer_thread() == []
+    assert [m.text for m in fake_slack.deleted] == ["Your parcel arrives on Thursday!"]
+    assert await turns(bot, "agent") == [] and await turns(bot, "note") == []
 
 
 async def test_an_edit_elsewhere_or_an_unfurl_relays_nothing(
-    triage_settings: Settings,  # noqa: F811
-    fake_slack: FakeSlack,
+    desk: Desk, fake_slack: FakeSlack
 ) -> None:
-    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
-        event = dm_event(ASK)
-        await escalate_event(bot, fake_slack, event)
-        [card] = cards(fake_slack)
-        reply = dm_event("&gt; On its way.", user=AGENT_ID, channel=TRIAGE, thread_ts=card.ts)
-        reply["channel_type"] = "group"
-        await bot.post_event(reply)
-        await idle(bot)
-        before = len(fake_slack.calls_to("chat.update"))
-        await bot.post_event(thread_edit(reply, "&gt; On its way.", thread_ts=card.ts))  # unfurl
-        customer_edit = thread_edit(event, "edited", thread_ts=event["ts"])  # not a card thread
-        await bot.post_event(customer_edit)
-        await idle(bot)
-        assert len(fake_slack.calls_to("chat.update")) == before
-        async with bot.slack.core.db.sessions() as session:
-            kinds = set((await session.scalars(select(Job.kind))).all())
-        assert "relay_to_customer" in kinds and "relay_edit" not in kinds
+    bot, event, card = desk.bot, desk.event, desk.card
+    reply = in_card_thread(card, "&gt; On its way.")
+    await bot.post_event(reply)
+    await idle(bot)
+    before = len(fake_slack.calls_to("chat.update"))
+    await bot.post_event(thread_edit(reply, "&gt; On its way.", thread_ts=card.ts))  # unfurl
+    customer_edit = thread_edit(event, "edited", thread_ts=event["ts"])  # not a card thread
+    await bot.post_event(customer_edit)
+    await idle(bot)
+    assert len(fake_slack.calls_to("chat.update")) == before
+    async with bot.slack.core.db.sessions() as session:
+        kinds = set((await session.scalars(select(Job.kind))).all())
+    assert "relay_to_customer" in kinds and "relay_edit" not in kinds
 
 
 async def test_a_customers_edit_and_deletion_follow_on_their_turn_and_the_cards_mirror(
-    triage_settings: Settings,  # noqa: F811
-    fake_slack: FakeSlack,
+    desk: Desk, fake_slack: FakeSlack
 ) -> None:
-    async with run_bot_server(triage_settings, features=[HomeFeature(), TriageFeature()]) as bot:
-        event = dm_event(ASK)
-        await escalate_event(bot, fake_slack, event)
-        [card] = cards(fake_slack)
-        answer = dm_event("Friday is fine, thanks", thread_ts=event["ts"])
-        await bot.post_event(answer)
-        await idle(bot)
+    bot, event, card = desk.bot, desk.event, desk.card
+    answer = dm_event("Friday is fine, thanks", thread_ts=event["ts"])
+    await bot.post_event(answer)
+    await idle(bot)
 
-        def mirrored() -> list[str]:
-            return [m.text for m in fake_slack.posts(TRIAGE, card.ts) if "<@U0CUST>" in m.text]
+    def mirrored() -> list[str]:
+        return [m.text for m in fake_slack.posts(TRIAGE, card.ts) if "<@U0CUST>" in m.text]
 
-        assert mirrored() == ["<@U0CUST> wrote:\n>Friday is fine, thanks"]
+    assert mirrored() == ["<@U0CUST> wrote:\n>Friday is fine, thanks"]
 
-        edit = thread_edit(answer, "Saturday would be better", thread_ts=event["ts"])
-        await bot.post_event(edit)
-        await bot.post_event(edit)  # redelivered
-        await idle(bot)
-        assert mirrored() == ["<@U0CUST> edited their message:\n>Saturday would be better"]
-        assert "Saturday would be better" in await turns(bot, "customer")
-        assert "Friday is fine, thanks" not in await turns(bot, "customer")
+    edit = thread_edit(answer, "Saturday would be better", thread_ts=event["ts"])
+    await bot.post_event(edit)
+    await bot.post_event(edit)  # redelivered
+    await idle(bot)
+    assert mirrored() == ["<@U0CUST> edited their message:\n>Saturday would be better"]
+    assert "Saturday would be better" in await turns(bot, "customer")
+    assert "Friday is fine, thanks" not in await turns(bot, "customer")
 
-        await bot.post_event(thread_edit(answer, None, thread_ts=event["ts"]))
-        someone = thread_edit(answer | {"user": "U0OTHER"}, "hijack", thread_ts=event["ts"])
-        await bot.post_event(someone)  # not the customer's edit: ignored
-        await idle(bot)
-        assert mirrored() == ["<@U0CUST> deleted a message."]
-        assert not any("Saturday" in t or "hijack" in t for t in await turns(bot, "customer"))
+    await bot.post_event(thread_edit(answer, None, thread_ts=event["ts"]))
+    someone = thread_edit(answer | {"user": "U0OTHER"}, "hijack", thread_ts=event["ts"])
+    await bot.post_event(someone)  # not the customer's edit: ignored
+    await idle(bot)
+    assert mirrored() == ["<@U0CUST> deleted a message."]
+    assert not any("Saturday" in t or "hijack" in t for t in await turns(bot, "customer"))
