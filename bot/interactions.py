@@ -50,4 +50,10 @@ async def tell(
         logger.info("could not tell %s: %s", user, exc)
 
 
-__all__ = ["Click", "tell"]
+def submitted_text(view: Mapping[str, Any], block_id: str, action_id: str) -> str:
+    """The value a modal submission gives one text input ("" when it is missing)."""
+    values = (view.get("state") or {}).get("values") or {}
+    return str(((values.get(block_id) or {}).get(action_id) or {}).get("value") or "")
+
+
+__all__ = ["Click", "submitted_text", "tell"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import Block, actions, button, context, divider, escape, header, section
-from bot.home.feature import HomeFeature, HomeViewer
+from bot.home.feature import HomeViewer, republish_home
 from bot.interactions import Click, tell
 from storage.db import Database
 from storage.faqs import APPROVED, DISCARDED, Decision, PendingFaq, pending_faqs, review_faq
@@ -119,9 +119,7 @@ class FaqReview:
             "FAQ review", extra={"faq_id": faq_id, "decision": decision, "changed": changed}
         )
         team = str((body.get("team") or {}).get("id") or "")
-        for feature in self._slack.features:
-            if isinstance(feature, HomeFeature):
-                await feature.publish_home(click.user, team)
+        await republish_home(self._slack.features, click.user, team)
 
 
 __all__ = ["APPROVE_ACTION", "DISCARD_ACTION", "FaqReview", "PendingFaqSection"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import Block, actions, button, context, escape, input_block, modal, section
-from bot.interactions import Click, tell
+from bot.interactions import Click, submitted_text, tell
 from bot.slack_calls import SlackCalls, call, job_tag
 from storage.feedback import answer_survey, get_survey, reserve_survey, survey_posted
 from storage.models import utcnow
@@ -51,14 +51,16 @@ def sampled(ticket_number: str, share: float) -> bool:
     return zlib.crc32(ticket_number.encode()) / 2**32 < share
 
 
+def score_buttons(number: str) -> Block:
+    """The five answers; they stay under the thanks, so an answer can be changed."""
+    return actions(
+        *(button(label, CSAT_ACTION, f"{number}|{score}") for label, score in SCORES.items()),
+        block_id="csat_question",
+    )
+
+
 def question_blocks(number: str) -> list[Block]:
-    return [
-        section(escape(QUESTION_TEXT.format(number=number))),
-        actions(
-            *(button(label, CSAT_ACTION, f"{number}|{score}") for label, score in SCORES.items()),
-            block_id="csat_question",
-        ),
-    ]
+    return [section(escape(QUESTION_TEXT.format(number=number))), score_buttons(number)]
 
 
 def thanks_blocks(number: str, score: int) -> list[Block]:
@@ -66,10 +68,7 @@ def thanks_blocks(number: str, score: int) -> list[Block]:
     return [
         section(escape(THANKS_TEXT.format(word=word))),
         context(escape(f"{number} · you can still change your answer: ")),
-        actions(
-            *(button(label, CSAT_ACTION, f"{number}|{s}") for label, s in SCORES.items()),
-            block_id="csat_question",
-        ),
+        score_buttons(number),
     ]
 
 
@@ -152,8 +151,7 @@ def register_csat(app: AsyncApp, slack: SlackRuntime) -> None:
 
     async def on_comment(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
-        values = (view.get("state") or {}).get("values") or {}
-        text = str(((values.get(COMMENT_BLOCK) or {}).get(COMMENT_ACTION) or {}).get("value") or "")
+        text = submitted_text(view, COMMENT_BLOCK, COMMENT_ACTION)
         user = str((body.get("user") or {}).get("id") or "")
         number = str(view.get("private_metadata") or "")
         ticket = await TicketStore(slack.core.db.sessions).by_number(number)

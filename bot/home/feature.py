@@ -105,4 +105,12 @@ class HomeFeature:
         return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
 
 
-__all__ = ["HomeFeature", "HomeSection", "HomeViewer"]
+async def republish_home(features: Sequence[object], user: str, team_id: str) -> None:
+    """Publish `user`'s App Home again after a click changed what it lists (the change
+    is the confirmation), when the App Home feature is among `features`."""
+    for feature in features:
+        if isinstance(feature, HomeFeature):
+            await feature.publish_home(user, team_id)
+
+
+__all__ = ["HomeFeature", "HomeSection", "HomeViewer", "republish_home"]

@@ -28,8 +28,8 @@ from bot.blocks import (
     modal,
     section,
 )
-from bot.home.feature import HomeFeature, HomeViewer
-from bot.interactions import Click, tell
+from bot.home.feature import HomeViewer, republish_home
+from bot.interactions import Click, submitted_text, tell
 from bot.slack_calls import call
 from pipelines.knowledge.drafts import decide_draft, draft_from_ticket
 from storage.knowledge import open_gaps
@@ -95,11 +95,6 @@ def edit_modal(draft: Draft) -> dict[str, Any]:
     )
 
 
-def submitted_text(view: Mapping[str, Any], block_id: str) -> str:
-    values = (view.get("state") or {}).get("values") or {}
-    return str(((values.get(block_id) or {}).get(TEXT_ACTION) or {}).get("value") or "").strip()
-
-
 class DraftsSection:
     """App Home, agents only: drafts waiting for review; queues drafting of new ones."""
 
@@ -162,7 +157,9 @@ def register_draft_review(app: AsyncApp, slack: SlackRuntime) -> None:
         await edit_clicked(slack, body, action)
 
     async def on_edited(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        question, answer = (submitted_text(view, b) for b in (QUESTION_BLOCK, ANSWER_BLOCK))
+        question, answer = (
+            submitted_text(view, b, TEXT_ACTION).strip() for b in (QUESTION_BLOCK, ANSWER_BLOCK)
+        )
         missing = {b: "Cannot be empty." for b, t in ((QUESTION_BLOCK, question),
                                                       (ANSWER_BLOCK, answer)) if not t}  # fmt: skip
         user = str((body.get("user") or {}).get("id") or "")
@@ -178,7 +175,7 @@ def register_draft_review(app: AsyncApp, slack: SlackRuntime) -> None:
                 slack.core.db, int(draft_id), "approved", user, (question, answer)
             )
             logger.info("knowledge draft edited", extra={"changed": bool(draft)})
-        await _republish_home(slack, user, str((body.get("team") or {}).get("id") or ""))
+        await republish_home(slack.features, user, str((body.get("team") or {}).get("id") or ""))
 
     app.action(APPROVE_DRAFT)(on_review)
     app.action(DISCARD_DRAFT)(on_review)
@@ -226,10 +223,4 @@ async def review_clicked(
         return
     draft = await decide_draft(slack.core.db, int(click.value), decision, click.user)
     logger.info("knowledge draft review", extra={"decision": decision, "changed": bool(draft)})
-    await _republish_home(slack, click.user, str((body.get("team") or {}).get("id") or ""))
-
-
-async def _republish_home(slack: SlackRuntime, user: str, team: str) -> None:
-    for feature in slack.features:
-        if isinstance(feature, HomeFeature):
-            await feature.publish_home(user, team)
+    await republish_home(slack.features, click.user, str((body.get("team") or {}).get("id") or ""))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import Block, actions, button, context, divider, escape, header, section
-from bot.home.feature import HomeFeature, HomeSection, HomeViewer
+from bot.home.feature import HomeSection, HomeViewer, republish_home
 from bot.interactions import Click, tell
 from bot.knowledge.drafts import DRAFT_JOB, DraftJob, DraftsSection, register_draft_review
 from bot.knowledge.shortcut import ADD_JOB, AddJob, register_add_shortcut
@@ -116,9 +116,7 @@ async def remove_clicked(
     removed = await remove_document(slack.core.db.sessions, click.value)
     logger.info("knowledge document removed", extra={"versions": removed})
     team = str((body.get("team") or {}).get("id") or "")
-    for feature in slack.features:
-        if isinstance(feature, HomeFeature):
-            await feature.publish_home(click.user, team)
+    await republish_home(slack.features, click.user, team)
 
 
 __all__ = ["REMOVE_ACTION", "KnowledgeFeature", "KnowledgeSection"]

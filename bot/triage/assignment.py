@@ -74,7 +74,7 @@ def register_support_command(app: AsyncApp, triage: TriageFeature) -> None:
         user = str(command.get("user_id") or "")
         word = str(command.get("text") or "").strip().lower()
         if not await triage.directory.is_agent(user):
-            await ack(text="Only the support team can do that.", response_type="ephemeral")
+            await ack(text=NOT_AN_AGENT, response_type="ephemeral")
             return
         if word not in ("away", "back"):
             await ack(text=SUPPORT_HELP, response_type="ephemeral")

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.blocks import escape, input_block, modal
-from bot.interactions import Click, tell
+from bot.interactions import Click, submitted_text, tell
 from bot.slack_calls import MessageTag, Mrkdwn, Refused, SlackCalls, call, job_tag
-from bot.triage.views import REPLY_TO_CUSTOMER_ACTION
+from bot.triage.views import NOT_AN_AGENT, REPLY_TO_CUSTOMER_ACTION
 from bot.worker import JobFailed
 from storage.conversations import CUSTOMER, NOTE, ConversationStore
 from storage.queue import DONE, LeasedJob
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REPLY_ACTION = REPLY_TO_CUSTOMER_ACTION
 RELAY_MODAL = "triage_relay"
 RELAY_JOB = "relay_to_customer"
 RELAY_EVENT_TYPE = "supportbot_relay"
@@ -74,7 +73,7 @@ def register_relay(app: AsyncApp, triage: TriageFeature) -> None:
         await ack()
         click = Click.of(body, action)
         if not await triage.directory.is_agent(click.user):
-            await tell(triage.slack.client, click.user, "Only the support team can do that.",
+            await tell(triage.slack.client, click.user, NOT_AN_AGENT,
                        channel=click.channel, within_s=1.5)  # fmt: skip
             return
         ticket = await triage.store.by_number(click.value)
@@ -87,8 +86,7 @@ def register_relay(app: AsyncApp, triage: TriageFeature) -> None:
                    best_effort=True)  # fmt: skip
 
     async def on_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = (view.get("state") or {}).get("values") or {}
-        text = str(((values.get(TEXT_BLOCK) or {}).get(TEXT_ACTION) or {}).get("value") or "")
+        text = submitted_text(view, TEXT_BLOCK, TEXT_ACTION)
         user = str((body.get("user") or {}).get("id") or "")
         if not text.strip():
             await ack(response_action="errors", errors={TEXT_BLOCK: "Write the reply first."})
@@ -105,7 +103,7 @@ def register_relay(app: AsyncApp, triage: TriageFeature) -> None:
             {"ticket": number, "text": text.strip()[:MAX_REPLY_CHARS], "agent": user},
         )
 
-    app.action(REPLY_ACTION)(on_reply)
+    app.action(REPLY_TO_CUSTOMER_ACTION)(on_reply)
     app.view(RELAY_MODAL)(on_submit)
 
 
@@ -287,7 +285,6 @@ __all__ = [
     "MIRROR_JOB",
     "RELAY_EDIT_JOB",
     "RELAY_JOB",
-    "REPLY_ACTION",
     "MirrorEditJob",
     "MirrorJob",
     "RelayEditJob",
