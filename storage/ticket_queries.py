@@ -88,19 +88,21 @@ class TicketQueries:
             return [TicketInfo.of(row) for row in (await session.scalars(query)).all()]
 
     async def sla_running(
-        self, started_before: dt.datetime, *, limit: int = 500
+        self, started_before: dt.datetime, *, after_id: int = 0, limit: int = 500
     ) -> list[TicketInfo]:
         """Tickets a person has whose SLA clock started before `started_before` and has a
-        target not yet flagged: the only ones the SLA check can find breached."""
+        target not yet flagged: the only ones the SLA check can find breached. A page of
+        `limit` by id after `after_id`: the check reads them all, page by page."""
         query = (
             select(Ticket)
             .where(
+                Ticket.id > after_id,
                 Ticket.status.in_(list(HUMAN_STATUSES)),
                 Ticket.sla_started_at <= started_before,
                 Ticket.first_response_breached_at.is_(None)
                 | Ticket.resolution_breached_at.is_(None),
             )
-            .order_by(Ticket.sla_started_at)
+            .order_by(Ticket.id)
             .limit(limit)
         )
         async with self._sessions() as session:

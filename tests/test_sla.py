@@ -130,3 +130,20 @@ async def test_a_resolved_ticket_escalated_again_gets_a_new_clock(database: Data
     assert updated.priority == "urgent"
     quiet = await store.record_outcome((await new_ticket(db, "1.3")).id)
     assert quiet.sla_started_at is None  # the bot answered: no person, no clock
+
+
+async def test_the_check_reads_running_clocks_page_by_page(database: Database) -> None:
+    store = TicketStore(database.sessions)
+    made = [await new_ticket(database, f"3.{i}") for i in range(5)]
+    started = [(await store.escalate(t.id, "help")).ticket for t in made[:4]]
+    first = started[0]
+    assert first is not None and first.sla_started_at is not None
+    for kind in (FIRST_RESPONSE, RESOLUTION):  # every target of the first one flagged
+        await store.flag_sla_breach(first.id, kind, first.sla_started_at)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    seen, after = [], 0
+    while page := await store.sla_running(later, after_id=after, limit=2):
+        seen += [t.id for t in page]
+        after = page[-1].id
+    assert seen == [t.id for t in made[1:4]]  # fully flagged and never escalated: left out
+    assert await store.sla_running(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)) == []

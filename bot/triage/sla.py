@@ -67,11 +67,13 @@ class SlaCheck:
         now = self._clock()
         # Business time never runs faster than the wall clock: younger clocks cannot be due.
         cutoff = now - dt.timedelta(seconds=self._policy.shortest_target)
-        flagged = 0
-        for ticket in await self._triage.store.sla_running(cutoff):
-            for view in ticket_sla(ticket, self._policy, now):
-                if view.breached_at is None and view.met_at is None and view.left_s <= 0:
-                    flagged += await self._breach(ticket, view)
+        flagged, after = 0, 0
+        while page := await self._triage.store.sla_running(cutoff, after_id=after):
+            for ticket in page:
+                for view in ticket_sla(ticket, self._policy, now):
+                    if view.breached_at is None and view.met_at is None and view.left_s <= 0:
+                        flagged += await self._breach(ticket, view)
+            after = page[-1].id
         return f"{flagged} target(s) breached" if flagged else None
 
     async def _breach(self, ticket: TicketInfo, view: SlaClockView) -> int:
