@@ -306,3 +306,12 @@ def test_the_card_shows_sla_targets_due_breached_or_met() -> None:
     met = SlaClockView(FIRST_RESPONSE, due, 600, NOW, None)
     assert "First response* met" in text_of(card_blocks(ticket, sla=[met]))
     assert "SLA" not in text_of(card_blocks(make_ticket()))  # no clock: nothing shown
+
+
+def test_app_home_flags_a_breached_sla_for_agents_only() -> None:
+    from bot.home.views import ticket_line
+
+    breached = make_ticket(status=ESCALATED, escalation_reason="x", first_response_breached_at=NOW)
+    assert "SLA breached" in text_of([ticket_line(breached, NOW, for_agent=True)])
+    assert "SLA breached" not in text_of([ticket_line(breached, NOW, for_agent=False)])
+    assert "SLA breached" not in text_of([ticket_line(make_ticket(), NOW, for_agent=True)])
