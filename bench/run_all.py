@@ -25,6 +25,7 @@ BENCHMARKS = (
     "slack_wait",
     "kb_retrieval",
     "report_scale",
+    "sla_check",
 )
 
 
