@@ -222,7 +222,9 @@ class Intake:
             )
         return self._count("card_reply", event, event_id, reason)
 
-    async def _edited(self, event: Event, team_id: str, event_id: str) -> str:
+    async def _edited(
+        self, event: Event, team_id: str, event_id: str, bot_user_id: str | None
+    ) -> str:
         """An edit or deletion: in a card's thread, queue the job that follows it (no
         database read; the job finds whether the message was relayed or a note); by a
         customer in their ticket's thread, the job that follows it on the turn and card."""
@@ -231,8 +233,12 @@ class Intake:
         source_ts = str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts") or "")
         thread = str(changed.get("thread_ts") or previous.get("thread_ts") or "")
         deleted = event.get("subtype") == DELETED
-        if not source_ts or (not deleted and changed.get("text") == previous.get("text")):
-            return self._count("ignored", event, event_id)  # an unfurl, not an edit
+        if (
+            not source_ts
+            or is_from_a_bot(changed or previous, bot_user_id)  # our own edits among them
+            or (not deleted and changed.get("text") == previous.get("text"))  # an unfurl
+        ):
+            return self._count("ignored", event, event_id)
         if channel != self._config.triage_channel:
             return await self._customer_edited(event, team_id, event_id, thread or source_ts)
         if not thread or thread == source_ts:
@@ -283,7 +289,7 @@ class Intake:
         if assistant:
             reason = None if is_from_a_bot(event, bot_user_id) else "assistant"
         elif event.get("subtype") in (EDITED, DELETED):
-            return await self._edited(event, team_id, event_id)
+            return await self._edited(event, team_id, event_id, bot_user_id)
         else:
             reason, ticket = await self._route(event, event_type, team_id, bot_user_id)
             if reason in (CARD_REPLY, CARD_NOTE) and ticket is not None:

@@ -35,7 +35,7 @@ from bot.slack_calls import MessageTag, Mrkdwn, Refused, SlackCalls, call, job_t
 from bot.triage.views import NOT_AN_AGENT, REPLY_TO_CUSTOMER_ACTION
 from bot.worker import JobFailed
 from storage.conversations import CUSTOMER, NOTE, ConversationStore
-from storage.queue import DONE, LeasedJob
+from storage.queue import DEAD, DONE, LeasedJob
 
 if TYPE_CHECKING:
     from bot.triage.feature import TriageFeature
@@ -179,7 +179,7 @@ class RelayEditJob:
             )
             return {"notes": noted}
         if relay.status != DONE:
-            if relay.status == "dead":
+            if relay.status == DEAD:
                 return {"skipped": "the reply was never delivered"}
             raise JobFailed("the reply is still being sent", retry_in=1.0)
         relayed_ts = str((relay.result or {}).get("ts") or "")

@@ -112,7 +112,9 @@ class SlaBreachJob:
             # Queued by a check that has not flagged it yet (or crashed before it did).
             raise JobFailed("the breach is not flagged yet", retry_in=2.0)
         if not ticket.triage_channel or not ticket.card_ts:
-            return {"skipped": "no card"}
+            if triage.slack.settings.support_triage_channel:  # the card is being posted
+                raise JobFailed("the ticket's card is not posted yet", retry_in=5.0)
+            return {"skipped": "no triage channel"}
         views = {view.kind: view for view in ticket_sla(ticket, self._policy, ticket.updated_at)}
         due = views[kind].due if kind in views else None
         text = sla_breach_notice(ticket, kind, due, triage.slack.settings.support_agent_ids)

@@ -24,7 +24,7 @@ from tests.e2e.test_triage_slack import (  # noqa: F401 (triage_settings is a fi
     triage_settings,
 )
 from tests.fakes.fake_slack import FakeSlack, Posted
-from tests.slack_signing import dm_event, thread_edit
+from tests.slack_signing import BOT_USER_ID, dm_event, new_ts, thread_edit
 
 
 @dataclass
@@ -91,22 +91,27 @@ async def test_edits_and_deletions_of_relayed_replies_and_notes_follow(
     assert await turns(bot, "agent") == [] and await turns(bot, "note") == []
 
 
-async def test_an_edit_elsewhere_or_an_unfurl_relays_nothing(
-    desk: Desk, fake_slack: FakeSlack
-) -> None:
+async def test_an_unfurl_and_bots_edits_follow_nothing(desk: Desk, fake_slack: FakeSlack) -> None:
     bot, event, card = desk.bot, desk.event, desk.card
     reply = in_card_thread(card, "&gt; On its way.")
     await bot.post_event(reply)
     await idle(bot)
     before = len(fake_slack.calls_to("chat.update"))
     await bot.post_event(thread_edit(reply, "&gt; On its way.", thread_ts=card.ts))  # unfurl
-    customer_edit = thread_edit(event, "edited", thread_ts=event["ts"])  # not a card thread
-    await bot.post_event(customer_edit)
+    for channel, thread in ((TRIAGE, card.ts), ("D0CUST", event["ts"])):
+        ours = {"type": "message", "user": BOT_USER_ID, "text": "x", "ts": new_ts(),
+                "channel": channel}  # fmt: skip
+        await bot.post_event(thread_edit(ours, "y", thread_ts=thread))  # e.g. a streamed reply
+    other = thread_edit({"type": "message", "user": "U0OTHERBOT", "text": "x", "ts": new_ts(),
+                         "channel": TRIAGE}, "y", thread_ts=card.ts)  # fmt: skip
+    other["message"]["bot_id"] = "B0OTHER"  # another integration's message, edited
+    await bot.post_event(other)
     await idle(bot)
     assert len(fake_slack.calls_to("chat.update")) == before
     async with bot.slack.core.db.sessions() as session:
         kinds = set((await session.scalars(select(Job.kind))).all())
-    assert "relay_to_customer" in kinds and "relay_edit" not in kinds
+    assert "relay_to_customer" in kinds
+    assert not kinds & {"relay_edit", "mirror_edit"}
 
 
 async def test_a_customers_edit_and_deletion_follow_on_their_turn_and_the_cards_mirror(
