@@ -173,7 +173,9 @@ class TriageCardJob:
         return str(response.get("ts"))
 
     def _sla(self, ticket: TicketInfo) -> list[SlaClockView]:
-        if self._sla_policy is None or not self._sla_policy.enabled:
+        """The SLA lines while a person has the ticket (once resolved or handed back, the
+        clock is over; its breaches stay in the figures)."""
+        if self._sla_policy is None or not self._sla_policy.enabled or not ticket.bot_paused:
             return []
         return ticket_sla(ticket, self._sla_policy, self._sla_clock())
 
