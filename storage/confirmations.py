@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.confirmation_models import PendingAction
 from storage.db import Sessions
 from storage.models import Job, Ticket, utcnow
-from storage.queue import DEFAULT_MAX_ATTEMPTS, QUEUED
+from storage.queue import new_job
 
 PENDING = "pending"
 Outcome = Literal["confirmed", "cancelled", "changed", "expired"]
@@ -130,11 +130,7 @@ async def decide(
         result = await session.execute(statement)
         moved = getattr(result, "rowcount", 0) == 1
         if moved and then_job is not None:
-            kind, key, payload = then_job
-            session.add(Job(
-                kind=kind, dedupe_key=key, payload=payload, status=QUEUED, attempts=0,
-                max_attempts=DEFAULT_MAX_ATTEMPTS, run_after=now, created_at=now, updated_at=now,
-            ))  # fmt: skip
+            session.add(Job(**new_job(*then_job)))
         row = await session.get(PendingAction, action_id, populate_existing=True)
     action = _pending(row) if row is not None else None
     if moved:

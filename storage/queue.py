@@ -83,6 +83,30 @@ def backoff_seconds(attempts: int, base: float, cap: float) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
+def new_job(
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    run_after: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The column values of a job not yet run: `JobQueue.enqueue` inserts them, and a
+    caller that must queue a job in its own transaction adds `Job(**new_job(...))`."""
+    now = utcnow()
+    return {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "status": QUEUED,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_after": run_after or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 class JobQueue:
     """Enqueue, lease and settle jobs in the database shared by every process."""
 
@@ -111,18 +135,7 @@ class JobQueue:
         run_after: dt.datetime | None = None,
     ) -> bool:
         """Store a job once; False when a job with this `dedupe_key` already exists."""
-        now = utcnow()
-        values: dict[str, Any] = {
-            "kind": kind,
-            "dedupe_key": dedupe_key,
-            "payload": payload,
-            "status": QUEUED,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "run_after": run_after or now,
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = new_job(kind, dedupe_key, payload, max_attempts=max_attempts, run_after=run_after)
         if self._inserter is not None:
             return await self._inserter.insert(values)
         try:  # any other dialect: rely on the unique constraint
@@ -332,4 +345,5 @@ __all__ = [
     "JobQueue",
     "LeasedJob",
     "backoff_seconds",
+    "new_job",
 ]
