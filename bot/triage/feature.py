@@ -259,28 +259,30 @@ class TriageFeature:
         if ticket is None:
             await self.ephemeral(channel, user, refusal_text("not_found", number, None))
             return
-        action_id = str(action.get("action_id"))
-        result: Transition
-        if action_id == CLAIM_ACTION:
-            result = await self.store.claim(ticket.id, user)
-        elif action_id == UNCLAIM_ACTION:
-            result = await self.store.unclaim(ticket.id, user)
-        elif action_id == HAND_BACK_ACTION:
-            result = await self.store.hand_back(ticket.id)
-        elif action_id == RESOLVE_ACTION:
-            result = await self.store.resolve(ticket.id, user)
-        elif action_id == REOPEN_ACTION:
-            result = await self.store.reopen(ticket.id)
-        else:
-            return
-        logger.info("%s on %s by %s: %s", action_id, number, user, result.reason or "ok")
-        if result.ticket is not None:
-            # On a refusal too: the card the agent looked at may be out of date.
-            await self.refresh_card(result.ticket, action_id if result.ok else None)
-        if not result.ok:
+        result = await self.act(ticket, str(action.get("action_id")), user)
+        if result is not None and not result.ok:
             await self.ephemeral(channel, user, refusal_text(result.reason, number, result.ticket))
-        elif action_id == RESOLVE_ACTION and result.ticket is not None:
+
+    async def act(self, ticket: TicketInfo, action_id: str, user: str) -> Transition | None:
+        """One agent's action on a ticket, from a card button or an emoji: the transition,
+        the card's refresh (on a refusal too: the card looked at may be out of date) and,
+        on a resolve, the features that follow one. None for an unknown action."""
+        transitions = {
+            CLAIM_ACTION: lambda: self.store.claim(ticket.id, user),
+            UNCLAIM_ACTION: lambda: self.store.unclaim(ticket.id, user),
+            HAND_BACK_ACTION: lambda: self.store.hand_back(ticket.id),
+            RESOLVE_ACTION: lambda: self.store.resolve(ticket.id, user),
+            REOPEN_ACTION: lambda: self.store.reopen(ticket.id),
+        }
+        if action_id not in transitions:
+            return None
+        result = await transitions[action_id]()
+        logger.info("%s on %s by %s: %s", action_id, ticket.number, user, result.reason or "ok")
+        if result.ticket is not None:
+            await self.refresh_card(result.ticket, action_id if result.ok else None)
+        if result.ok and action_id == RESOLVE_ACTION and result.ticket is not None:
             await self.tell_resolved(result.ticket)
+        return result
 
     async def tell_resolved(self, ticket: TicketInfo) -> None:
         """Features that act on a resolve (the satisfaction question) hear about it;

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack_calls import call
+from bot.triage.views import CLAIM_ACTION, RESOLVE_ACTION
 from storage.catalog import get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
-from storage.ticket_info import TicketInfo
 
 if TYPE_CHECKING:
     from bot.triage.feature import TriageFeature
@@ -31,6 +31,7 @@ CLAIM_EMOJI = "eyes"
 RESOLVE_EMOJI = "white_check_mark"
 TICKET_EMOJI = "ticket"
 EMOJI_ACTIONS = frozenset({CLAIM_EMOJI, RESOLVE_EMOJI, TICKET_EMOJI})
+EMOJI_TRIAGE_ACTIONS = {CLAIM_EMOJI: CLAIM_ACTION, RESOLVE_EMOJI: RESOLVE_ACTION}
 
 
 def register_reactions(app: AsyncApp, triage: TriageFeature) -> None:
@@ -52,30 +53,11 @@ async def reaction_added(triage: TriageFeature, team_id: str, event: Mapping[str
     if name == TICKET_EMOJI:
         await open_from_reaction(triage, team_id, channel, ts, user)
         return
-    ticket = await ticket_for(triage, team_id, channel, ts)
-    if ticket is None:
-        return
-    if name == CLAIM_EMOJI:
-        result = await triage.store.claim(ticket.id, user)
-    else:
-        result = await triage.store.resolve(ticket.id, user)
-    logger.info("emoji %s on %s by %s: %s", name, ticket.number, user, result.reason or "ok")
-    if result.ok and result.ticket is not None:
-        await triage.refresh_card(result.ticket, f"emoji_{name}")
-        if name == RESOLVE_EMOJI:
-            await triage.tell_resolved(result.ticket)
-
-
-async def ticket_for(
-    triage: TriageFeature, team_id: str, channel: str, ts: str
-) -> TicketInfo | None:
-    """The ticket whose card is this message, or whose thread starts with it."""
-    by_card = await triage.store.by_card(channel, ts)
-    if by_card is not None:
-        return by_card
-    sessions = triage.slack.core.db.sessions
-    found = await ConversationStore(sessions).find_ticket(ThreadKey(team_id, channel, ts))
-    return await triage.store.get(found.id) if found is not None else None
+    ticket = await triage.store.by_card(channel, ts) or await triage.store.find(
+        ThreadKey(team_id, channel, ts)
+    )  # its card, or the root of its thread
+    if ticket is not None:
+        await triage.act(ticket, EMOJI_TRIAGE_ACTIONS[name], user)  # silent on a refusal
 
 
 async def open_from_reaction(
