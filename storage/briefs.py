@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.confirmation_models import TicketBriefRow
+from storage.conversations import NOTE
 from storage.db import Sessions
 from storage.models import ConversationTurn, Ticket, utcnow
 
@@ -38,7 +39,8 @@ async def conversation(sessions: Sessions, ticket_id: int) -> Conversation | Non
         turns = (
             await session.scalars(
                 select(ConversationTurn)
-                .where(ConversationTurn.ticket_id == ticket_id)
+                # Internal notes never reach a prompt: the suggested reply goes to the customer.
+                .where(ConversationTurn.ticket_id == ticket_id, ConversationTurn.role != NOTE)
                 .order_by(ConversationTurn.id)
             )
         ).all()

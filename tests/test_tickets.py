@@ -270,3 +270,16 @@ def test_cli_lists_tickets_by_status(sqlite_url: str, monkeypatch: pytest.Monkey
     assert "no claimed tickets" in runner.invoke(app, ["tickets", "-s", "claimed"]).output
     bad = runner.invoke(app, ["tickets", "--status", "nope"])
     assert bad.exit_code == 2 and "--status must be one of" in bad.output
+
+
+async def test_the_brief_reads_the_conversation_without_internal_notes(database: Database) -> None:
+    from storage.briefs import conversation
+
+    ticket = await new_ticket(database, "8.1")
+    turns = ConversationStore(database.sessions)
+    await turns.add_turn(ticket.id, "customer", "8.1", "where is my parcel?", "U0CUST")
+    await turns.add_turn(ticket.id, "note", "8.2", "refund them quietly, don't say so", "U0A")
+    await turns.add_turn(ticket.id, "agent", "8.3", "Checking with the carrier", "U0A")
+    read = await conversation(database.sessions, ticket.id)
+    assert read is not None
+    assert read.text == "customer: where is my parcel?\nagent: Checking with the carrier"
