@@ -179,13 +179,15 @@ class TicketStore(TicketQueries):
         summary: str | None = None,
         escalation_reason: str | None = None,
         urgent: bool = False,
+        answered: bool = True,
     ) -> TicketInfo:
         """Merge what one answered turn found, and move the status on.
 
         The status becomes `escalated` (with the reason; the SLA clock starts, at the
         urgent targets when `urgent`) or `waiting` — unless a person took the ticket while
         the bot was answering: an agent's claim is never undone by the bot. The row is
-        locked (`FOR UPDATE`) for the read-merge-write.
+        locked (`FOR UPDATE`) for the read-merge-write. `answered=False` (`add_actions`)
+        merges only.
         """
         async with self._sessions() as session, session.begin():
             ticket = await session.get_one(Ticket, ticket_id, with_for_update=True)
@@ -198,7 +200,7 @@ class TicketStore(TicketQueries):
                 ticket.actions = list(dict.fromkeys([*ticket.actions, *actions]))
             if summary:
                 ticket.summary = summary[:MAX_SUMMARY_CHARS]
-            if ticket.status not in HUMAN_STATUSES:
+            if answered and ticket.status not in HUMAN_STATUSES:
                 now = utcnow()
                 for name, value in SLA_CLEARED.items():
                     setattr(ticket, name, value)
@@ -215,6 +217,11 @@ class TicketStore(TicketQueries):
             ticket.updated_at = utcnow()
             await session.flush()
             return TicketInfo.of(ticket)
+
+    async def add_actions(self, ticket_id: int, actions: list[str]) -> TicketInfo:
+        """Record what was done outside an answered turn (a confirmed or expired action):
+        the status stays, so a resolved ticket is not reopened by it."""
+        return await self.record_outcome(ticket_id, actions=actions, answered=False)
 
     async def touch(self, ticket_id: int) -> TicketInfo | None:
         """Mark new activity (a customer's turn while a person has the ticket)."""

@@ -283,3 +283,16 @@ async def test_the_brief_reads_the_conversation_without_internal_notes(database:
     read = await conversation(database.sessions, ticket.id)
     assert read is not None
     assert read.text == "customer: where is my parcel?\nagent: Checking with the carrier"
+
+
+async def test_a_confirmed_or_expired_action_is_recorded_without_moving_the_status(
+    database: Database,
+) -> None:
+    store = TicketStore(database.sessions)
+    ticket = await new_ticket(database, "8.5")
+    await store.resolve(ticket.id, "U0AGENT")
+    after = await store.add_actions(ticket.id, ["confirmation expired: return of a mouse"])
+    assert after.status == RESOLVED  # not reopened days later by an expiry
+    assert after.actions == ["confirmation expired: return of a mouse"]
+    answered = await store.record_outcome(ticket.id, actions=["RMA-1 created"])
+    assert answered.status == WAITING  # an answered turn still moves it on

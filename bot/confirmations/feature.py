@@ -157,19 +157,11 @@ class ConfirmedActionJob:
         done = await run_confirmed(BusinessSystems(sessions), actor, action.request_id, task)
         await confirmations.finish(sessions, action.id, done.text)
         if done.action:
-            await TicketStore(sessions).record_outcome(ticket.id, actions=[done.action])
-        tag = job_tag(RESULT_EVENT_TYPE, job.id)
-        posted = None
-        if job.is_retry:
-            posted = await self._calls.find_posted(
-                ticket.channel_id, tag, thread_ts=ticket.thread_ts
-            )
-        if posted is None:
-            response = await self._calls.post(
-                ticket.channel_id, Mrkdwn(escape(done.text)), thread_ts=ticket.thread_ts,
-                metadata=tag.metadata(),
-            )  # fmt: skip
-            posted = str(response.get("ts"))
+            await TicketStore(sessions).add_actions(ticket.id, [done.action])
+        posted, _ = await self._calls.post_in_thread_once(
+            ticket.channel_id, ticket.thread_ts, Mrkdwn(escape(done.text)),
+            job_tag(RESULT_EVENT_TYPE, job.id), retry=job.is_retry,
+        )  # fmt: skip
         return {"action": done.action, "ts": posted}
 
     async def give_up(self, job: LeasedJob, error: str) -> None:
@@ -192,8 +184,8 @@ class ExpiryJob:
             return {"skipped": decision.reason}
         action = decision.action
         store = TicketStore(sessions)
-        ticket = await store.record_outcome(
-            action.ticket_id, actions=[f"confirmation expired: {action.summary}"[:200]]
+        ticket = await store.add_actions(
+            action.ticket_id, [f"confirmation expired: {action.summary}"[:200]]
         )
         hours = self._slack.settings.confirm_expiry_hours
         await self._calls.post(
