@@ -308,3 +308,19 @@ async def test_invented_faq_source_titles_are_dropped_over_the_real_gemini_clien
     [item] = run.result.items
     assert item.sources == ["shipping.md"]
     assert any("pricing-secrets.pdf" in note for note in run.result.notes)
+
+
+async def test_two_invoices_in_one_message_wait_for_two_confirmations(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONFIRM_ACTIONS", "billing_cases")
+    _, invoices, _ = await ids_for(db)
+    service = SupportService(db, OfflineLLM(), LLMSettings())
+    text = f"Invoice {invoices[0]} looks too high and invoice {invoices[1]} charged me twice"
+    reply = await service.handle(message(text, "7000.1", thread="7000.1"))
+    assert len({p.id for p in reply.pending}) == 2, reply.pending
+    opened_on = [p.summary.split(":")[0] for p in reply.pending]
+    assert opened_on == [f"Open a billing case on invoice {number}" for number in invoices[:2]]
+    again = await service.handle(message(text, "7000.1", thread="7000.1"))  # a retried job
+    assert [p.id for p in again.pending] == [p.id for p in reply.pending]
+    assert await count(db, BillingCase) == 0  # nothing is done before a yes

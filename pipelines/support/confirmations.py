@@ -35,6 +35,15 @@ class PendingTask:
         return {"kind": self.kind, "params": dict(self.params), "summary": self.summary}
 
 
+def pending_request_id(request_id: str, task: dict[str, Any]) -> str:
+    """The request a pending task is stored under: one per message *and* subject (the
+    invoice, the product), so two invoices in one message wait for two confirmations; a
+    retried job names the same subjects and finds the ones it prepared."""
+    params = task.get("params") or {}
+    subject = params.get("invoice_number") or params.get("product_name") or ""
+    return f"{request_id}:{subject}" if subject else request_id
+
+
 def needs_confirmation(kind: str, settings: LLMSettings) -> bool:
     return SETTING_OF.get(kind) in settings.confirm_actions
 
@@ -100,6 +109,7 @@ __all__ = [
     "PendingTask",
     "case_pending",
     "needs_confirmation",
+    "pending_request_id",
     "return_pending",
     "run_confirmed",
 ]

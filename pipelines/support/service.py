@@ -29,6 +29,7 @@ from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, bu
 from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
+from pipelines.support.confirmations import pending_request_id
 from pipelines.support.contracts import (
     IncomingMessage,
     OnWorking,
@@ -188,13 +189,13 @@ class SupportService:
         self, outcome: Outcome, ticket: Ticket, message: IncomingMessage, customer_id: int
     ) -> list[PendingConfirmation]:
         """Store the side effects waiting for the customer's confirmation (once per
-        request and kind, so a retried job shows the same ones)."""
+        request, kind and subject, so a retried job shows the same ones)."""
         prepared = []
         for task in outcome.pending:
             stored = await confirmations.prepare(
                 self.db.sessions,
                 ticket_id=ticket.id,
-                request_id=message.request_id,
+                request_id=pending_request_id(message.request_id, task),
                 kind=str(task["kind"]),
                 params=dict(task["params"]),
                 summary=str(task["summary"]),
