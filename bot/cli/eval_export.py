@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.errors import load_settings
+from bot.cli.errors import fail, load_settings
 from bot.errors import SettingsError
 
 NOTE_CHARS = 600
@@ -36,15 +36,12 @@ def export_command(
     from storage.migrate import upgrade
 
     if feedback != "down":
-        typer.secho("error: --feedback takes `down` (thumbs down and low CSAT)", err=True,
-                    fg=typer.colors.RED)  # fmt: skip
-        raise typer.Exit(2)
+        raise fail("--feedback takes `down` (thumbs down and low CSAT)")
     try:
         settings = load_settings()
         upgrade(settings.database_url)
     except SettingsError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
 
     async def load() -> list[Any]:
         db = Database(settings.database_url)

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.errors import load_settings
+from bot.cli.errors import fail, load_settings
 from bot.errors import SettingsError
 
 _SPAN = re.compile(r"^(\d+)\s*([dhm])$")
@@ -58,8 +58,7 @@ def report_command(
     try:
         settings = load_settings()
     except SettingsError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
 
     async def load() -> SupportReport:
         db = Database(settings.database_url)
@@ -73,13 +72,10 @@ def report_command(
     try:
         report = asyncio.run(load())
     except ReportUnavailable as exc:
-        typer.secho(
-            f"error: the database is not ready for reports ({exc}); "
-            "run `supportbot db upgrade` (or start `supportbot serve`) first",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(2) from None
+        raise fail(
+            f"the database is not ready for reports ({exc}); "
+            "run `supportbot db upgrade` (or start `supportbot serve`) first"
+        ) from None
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return
