@@ -147,9 +147,10 @@ class ConversationStore:
     ) -> list[Turn]:
         """The latest turns of a ticket, oldest first, excluding the message at `before_ts`.
 
-        Internal notes are never part of it. With `owner`, the owner's conversation only: the bot's and agents' turns and the
-        owner's own words; other people's messages in the thread (participant turns, and
-        customer turns another user wrote before authors were told apart) are left out.
+        Internal notes are never part of it. With `owner`, the owner's conversation only:
+        the bot's and agents' turns and the owner's own words; other people's messages in
+        the thread (participant turns, and customer turns another user wrote before
+        authors were told apart) are left out.
         """
         # Internal notes (agents' words in the card's thread) never reach the bot's prompts.
         query = select(ConversationTurn).where(
