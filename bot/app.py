@@ -16,9 +16,11 @@ and the app refuses to start without a signing secret in HTTP mode.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 from aiohttp import ClientConnectorError
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
@@ -81,8 +83,27 @@ def normalized_api_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def build_client(settings: Settings) -> AsyncWebClient:
-    """The bot's Web API client, pointed at `SLACK_API_URL`, with retries."""
+@asynccontextmanager
+async def pooled_slack_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One keep-alive HTTP session for all of a process's Web API calls.
+
+    Without one, slack-sdk opens a new session, connection and (on https) TLS handshake
+    for every call and closes it afterwards: a streamed reply makes ~8 calls, and under a
+    burst that setup was a measurable part of each message's CPU (bench/README.md). The
+    session's own timeout is what slack-sdk applies to calls made through it.
+    """
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_SECONDS))
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+def build_client(
+    settings: Settings, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """The bot's Web API client, pointed at `SLACK_API_URL`, with retries; `session` (from
+    `pooled_slack_session`) keeps its connections open between calls."""
     if settings.slack_bot_token is None:
         raise SettingsError("missing required setting(s): SLACK_BOT_TOKEN")
     return AsyncWebClient(
@@ -90,6 +111,7 @@ def build_client(settings: Settings) -> AsyncWebClient:
         base_url=normalized_api_url(settings.slack_api_url),
         timeout=SLACK_TIMEOUT_SECONDS,
         retry_handlers=slack_retry_handlers(),
+        session=session,
     )
 
 
@@ -193,6 +215,7 @@ __all__ = [
     "build_app",
     "build_client",
     "normalized_api_url",
+    "pooled_slack_session",
     "request_type",
     "slack_retry_handlers",
 ]

@@ -26,7 +26,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app, build_client
+from bot.app import build_app, build_client, pooled_slack_session
 from bot.confirmations.feature import ConfirmationsFeature
 from bot.faq.feature import FaqFeature
 from bot.feedback.feature import FeedbackFeature
@@ -195,7 +195,10 @@ async def open_slack_runtime(
     """
     if migrate:
         await apply_migrations(settings.database_url)
-    async with open_runtime(settings, llm=llm, migrate=False) as core:
+    async with (
+        open_runtime(settings, llm=llm, migrate=False) as core,
+        pooled_slack_session() as http,
+    ):
         jobs = Jobs(JobQueue(core.db, backoff_base=backoff_base, backoff_cap=backoff_cap))
         conversations = ConversationStore(core.db.sessions)
         intake = Intake(
@@ -208,7 +211,7 @@ async def open_slack_runtime(
                 triage_channel=settings.support_triage_channel,
             ),
         )
-        client = build_client(settings)
+        client = build_client(settings, http)
         answer = service or core.support
         slack = SlackRuntime(
             core=core,

@@ -153,7 +153,7 @@ async def test_post_message_500s_then_recovers_one_reply_each(
 async def test_post_message_timeout_gives_exactly_one_reply(
     fake_slack: FakeSlack, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, took_effect: bool
 ) -> None:
-    monkeypatch.setattr(bot.app, "SLACK_TIMEOUT_SECONDS", 1)  # read by build_client
+    monkeypatch.setattr(bot.app, "SLACK_TIMEOUT_SECONDS", 1)  # read per client and session
     # posted at once and answered late, or held past the end of the test (never posted)
     fake_slack.slow("chat.postMessage", 2.5 if took_effect else 30, record_first=took_effect,
                     times=1)  # fmt: skip
