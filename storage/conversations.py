@@ -165,6 +165,7 @@ class ConversationStore:
             query = query.where(ConversationTurn.message_ts != before_ts)
         query = query.order_by(ConversationTurn.id.desc()).limit(limit)
         async with self._sessions() as session:
+            await read_only(session)
             rows = list((await session.scalars(query)).all())
         return [
             Turn(role=row.role, text=row.text, author=row.slack_user_id) for row in reversed(rows)
@@ -173,6 +174,7 @@ class ConversationStore:
     async def customer_turns_since(self, slack_user_id: str, since: dt.datetime) -> int:
         """How many messages a user sent (in any thread, theirs or not) since `since`: floods."""
         async with self._sessions() as session:
+            await read_only(session)
             count = await session.scalar(
                 select(func.count())
                 .select_from(ConversationTurn)

@@ -8,13 +8,14 @@ thread's ticket on the ack path, next to the worker's writes: that lookup must n
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 import storage.db
-from storage.catalog import get_or_create_customer
+from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database, read_only
 
@@ -37,6 +38,17 @@ async def test_a_read_only_lookup_runs_while_another_connection_writes(
                 ConversationStore(impatient.sessions).find_ticket(KEY), 5
             )
             assert found is not None and found.id == ticket.id
+            # what every message reads on its way through the pipeline, known customer
+            again = await asyncio.wait_for(
+                get_or_create_customer(impatient.sessions, "U0CUST", KEY.team_id), 5
+            )
+            assert again.id == customer.id
+            ids = await asyncio.wait_for(demo_ids(impatient.sessions, customer.id), 5)
+            assert len(ids.order_numbers) == 3 and ids.products
+            turns = ConversationStore(impatient.sessions)
+            assert await asyncio.wait_for(turns.history(ticket.id), 5) == []
+            since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+            assert await asyncio.wait_for(turns.customer_turns_since("U0CUST", since), 5) == 0
 
             with pytest.raises(OperationalError, match="locked"):  # the same read, not marked
                 async with impatient.sessions() as session:
