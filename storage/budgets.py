@@ -65,14 +65,16 @@ class TokenLedger:
         keys = [user_id, EVERYONE] if user_id and user_id != EVERYONE else [EVERYONE]
         async with self._sessions() as session, session.begin():
             dialect = (await session.connection()).dialect.name
-            for key in keys:
-                await session.execute(_increment(dialect, day, key[:32], tokens))
+            await session.execute(_increment(dialect, day, [key[:32] for key in keys], tokens))
 
 
-def _increment(dialect: str, day: dt.date, user_id: str, tokens: int) -> Insert:
-    """`INSERT ... ON CONFLICT (day, user_id) DO UPDATE SET tokens = tokens + :n`."""
+def _increment(dialect: str, day: dt.date, user_ids: list[str], tokens: int) -> Insert:
+    """`INSERT ... VALUES (user), (everyone) ON CONFLICT (day, user_id) DO UPDATE SET tokens
+    = tokens + :n`: both rows in one statement (rows are taken in the order given)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(TokenSpend).values(day=day, user_id=user_id, tokens=tokens, calls=1)
+    statement = insert(TokenSpend).values(
+        [{"day": day, "user_id": user_id, "tokens": tokens, "calls": 1} for user_id in user_ids]
+    )
     return statement.on_conflict_do_update(
         index_elements=[TokenSpend.day, TokenSpend.user_id],
         set_={
