@@ -111,10 +111,13 @@ class SlackRuntime:
         return self.jobs.submit
 
     def build_app(self, *, socket_mode: bool = False) -> AsyncApp:
+        """The Bolt app, with a client of its own: Bolt deep-copies each request, client
+        included, for lazy listeners (the assistant's prompts), and `self.client`'s pooled
+        HTTP session cannot be copied. Listeners make few calls; the jobs make the rest."""
         return build_app(
             self.settings,
             self.intake,
-            client=self.client,
+            client=build_client(self.settings),
             socket_mode=socket_mode,
             registrars=[partial(feature.register, slack=self) for feature in self.features],
         )
