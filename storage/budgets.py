@@ -56,16 +56,23 @@ class TokenLedger:
             found = {user: int(tokens) for user, tokens in rows.all()}
         return DaySpend(user=found.get(user_id, 0), everyone=found.get(EVERYONE, 0))
 
-    async def add(self, user_id: str, tokens: int, day: dt.date | None = None) -> None:
-        """Add one call's `tokens` to `user_id`'s row (when given) and to everyone's."""
+    async def add(self, user_id: str, tokens: int, day: dt.date | None = None) -> DaySpend | None:
+        """Add one call's `tokens` to `user_id`'s row (when given) and to everyone's; returns
+        the totals just after (None when there was nothing to add)."""
         if tokens <= 0:
-            return
+            return None
         day = day or utc_day()
         # Always the user's row first, then everyone's: one lock order, no deadlock.
         keys = [user_id, EVERYONE] if user_id and user_id != EVERYONE else [EVERYONE]
         async with self._sessions() as session, session.begin():
             dialect = (await session.connection()).dialect.name
-            await session.execute(_increment(dialect, day, [key[:32] for key in keys], tokens))
+            rows = await session.execute(
+                _increment(dialect, day, [key[:32] for key in keys], tokens).returning(
+                    TokenSpend.user_id, TokenSpend.tokens
+                )
+            )
+            found = {user: int(total) for user, total in rows.all()}
+        return DaySpend(user=found.get(user_id[:32], 0), everyone=found.get(EVERYONE, 0))
 
 
 def _increment(dialect: str, day: dt.date, user_ids: list[str], tokens: int) -> Insert:

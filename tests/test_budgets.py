@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -17,7 +18,7 @@ from pipelines.llm.budget import BudgetedLLM, BudgetExceeded, DailyBudget, Spend
 from pipelines.llm.offline import OfflineLLM
 from pipelines.support.contracts import IncomingMessage
 from pipelines.support.service import BUDGET_TEXT, SupportService
-from storage.budgets import TokenLedger
+from storage.budgets import DaySpend, TokenLedger
 from storage.db import Database
 from storage.tickets import TicketStore
 from tests.incoming import incoming
@@ -137,6 +138,37 @@ async def test_work_without_a_spender_counts_for_everyone_only(sqlite_db: Databa
     assert refused.value.scope == "everyone"
     spent = await ledger.spent(USER)
     assert spent.user == 120 and spent.everyone == 240
+
+
+async def test_a_message_reads_the_days_spending_once_and_counts_on_from_its_charges(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One read of the stored totals per message; its later checks use what each charge
+    returned, which is what is stored."""
+    original = TokenLedger.spent
+    reads: list[str] = []
+
+    async def counted(self: TokenLedger, user_id: str, day: dt.date | None = None) -> DaySpend:
+        reads.append(user_id)
+        return await original(self, user_id, day)
+
+    monkeypatch.setattr(TokenLedger, "spent", counted)
+    llm = PricedLLM()
+    service = SupportService(sqlite_db, llm, budgets(per_user=1_000_000))
+
+    await service.handle(message("500.1"))
+
+    assert len(llm.calls) >= 2 and reads == [USER]
+    stored = await original(TokenLedger(sqlite_db.sessions), USER)
+    assert stored.user == stored.everyone == 120 * len(llm.calls)
+
+
+async def test_a_charge_returns_the_totals_after_it(database: Database) -> None:
+    ledger = TokenLedger(database.sessions)
+    assert await ledger.add(USER, 0) is None
+    await ledger.add("U0OTHER", 50)
+    assert await ledger.add(USER, 7) == DaySpend(user=7, everyone=57)
+    assert await ledger.add("", 3) == DaySpend(user=0, everyone=60)  # no spender
 
 
 async def test_concurrent_increments_lose_no_count(database: Database) -> None:

@@ -11,7 +11,10 @@ into the tasks started inside, so parallel steps and workers spend for the same 
 and concurrent jobs never mix. `BudgetedLLM` wraps a provider: before each call it checks
 the spender's and everyone's spending (over budget: `BudgetExceeded`, no call is made),
 and after it adds the call's tokens (input + output). Calls already running finish, so a
-burst can overshoot by the calls in flight; the next call is refused. Support agents are
+burst can overshoot by the calls in flight; the next call is refused. A piece of work
+reads the stored totals once, at its first check; each charge returns the totals after it
+(the upsert's RETURNING), which the next check uses, so a message's later calls cost no
+read. Spending by other work in the meantime shows at the next charge. Support agents are
 exempt from the per-user budget and count towards everyone's. Work with no spender (the
 CLI, evals) counts towards everyone's budget only.
 """
@@ -36,7 +39,7 @@ from pipelines.llm.base import (
     TokenUsage,
     generate_with_partials,
 )
-from storage.budgets import TokenLedger
+from storage.budgets import DaySpend, TokenLedger
 from storage.db import Sessions
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,13 @@ class BudgetExceeded(LLMError):
         super().__init__(f"{whose} daily LLM token budget is spent")
 
 
+@dataclass
+class KnownSpend:
+    """The latest totals a piece of work has seen: read once, then from its charges."""
+
+    spent: DaySpend | None = None
+
+
 @dataclass(frozen=True)
 class Spender:
     """Whose budget an LLM call is charged to; `exempt`: no per-user limit (an agent)."""
@@ -61,6 +71,7 @@ class Spender:
     exempt: bool = False
     # When the work began: the rate limiter serves older work first when the quota is tight.
     since: float = field(default_factory=time.monotonic, compare=False)
+    known: KnownSpend = field(default_factory=KnownSpend, compare=False, repr=False)
 
 
 _SPENDER: ContextVar[Spender | None] = ContextVar("llm_spender", default=None)
@@ -73,6 +84,13 @@ def spending_as(
     """Charge the LLM calls inside the block (and in tasks started there) to `user_id`;
     `since` (monotonic) dates the work for the rate limiter's order, default now."""
     spender = Spender(user_id, exempt) if since is None else Spender(user_id, exempt, since)
+    with spending(spender):
+        yield spender
+
+
+@contextmanager
+def spending(spender: Spender) -> Iterator[Spender]:
+    """`spending_as` for a spender the caller already has (and may have checked)."""
     token = _SPENDER.set(spender)
     try:
         yield spender
@@ -105,7 +123,11 @@ class DailyBudget:
         limits_user = self.per_user > 0 and spender is not None and not spender.exempt
         if not limits_user and self.everyone <= 0:
             return None
-        spent = await self.ledger.spent(spender.user_id if spender else "")
+        spent = spender.known.spent if spender else None
+        if spent is None:
+            spent = await self.ledger.spent(spender.user_id if spender else "")
+            if spender is not None:
+                spender.known.spent = spent
         if self.everyone > 0 and spent.everyone >= self.everyone:
             return "everyone"
         if limits_user and spent.user >= self.per_user:
@@ -116,7 +138,9 @@ class DailyBudget:
         """Add one call's tokens; a failure to count is logged, never fails the answer."""
         tokens = usage.input_tokens + usage.output_tokens
         try:
-            await self.ledger.add(spender.user_id if spender else "", tokens)
+            totals = await self.ledger.add(spender.user_id if spender else "", tokens)
+            if spender is not None and totals is not None:
+                spender.known.spent = totals
         except Exception:  # the call is paid for already: losing its count beats failing it
             logger.exception("could not record %d LLM tokens", tokens)
 
@@ -158,8 +182,10 @@ __all__ = [
     "BudgetExceeded",
     "BudgetedLLM",
     "DailyBudget",
+    "KnownSpend",
     "Spender",
     "budgeted",
     "current_spender",
+    "spending",
     "spending_as",
 ]

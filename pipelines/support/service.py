@@ -25,7 +25,7 @@ from pipelines.config import LLMSettings
 from pipelines.knowledge.embeddings import embedder_for
 from pipelines.knowledge.retrieval import KnowledgeBase
 from pipelines.llm.base import LLM, LLMUnavailable
-from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, budgeted, spending_as
+from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, budgeted, spending
 from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
@@ -142,7 +142,7 @@ class SupportService:
             outcome = Outcome(text=FLOOD_TEXT, summary="rate-limited")
         elif not cleaned.has_words:
             outcome = Outcome(text=NO_WORDS_TEXT, summary="no question")
-        elif over := await self.budget.refusal(Spender(message.user_id, is_agent)):
+        elif over := await self.budget.refusal(spender := Spender(message.user_id, is_agent)):
             outcome = _over_budget(over)  # told so, and no LLM call at all
         else:
             ids = await demo_ids(self.db.sessions, customer.id)
@@ -156,7 +156,7 @@ class SupportService:
                 products=ids.products,
                 public=message.public,
             )
-            outcome = await self._run(trace, request)
+            outcome = await self._run(trace, request, spender)
             if cleaned.truncated:
                 outcome.text += TRUNCATED_NOTE.format(limit=MAX_MESSAGE_CHARS)
         await self.conversations.add_turn(
@@ -253,11 +253,11 @@ class SupportService:
             return "ok"
         return "warn" if count == self.flood_limit + 1 else "quiet"
 
-    async def _run(self, trace: Trace, request: SupportRequest) -> Outcome:
+    async def _run(self, trace: Trace, request: SupportRequest, spender: Spender) -> Outcome:
+        """The pipeline, charged to `spender` (checked already: its calls read no totals)."""
         ctx = PipelineContext(self._budgeted_llm, self.settings, trace)
-        actor = request.actor
         try:
-            with spending_as(actor.slack_user_id, exempt=actor.is_agent):
+            with spending(spender):
                 outcome = await answer_message(ctx, request, self.workers, self.knowledge)
         except BudgetExceeded as exc:  # spent during this message: the next call was refused
             await self.traces.save(trace, status="error", error=str(exc))
