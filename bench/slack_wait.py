@@ -18,6 +18,10 @@ and of 200 customers within one second, and 40 order-status customers under a pr
 quota of 60 requests per minute. Each burst gets a fresh server, so no run inherits the
 previous one's LLM_RPM window.
 
+"serve CPU ms/msg" is the serve process's CPU time (user + system, from /proc) over a
+scenario, over its messages: one process answers a burst no faster than its CPU allows
+(single-customer rows include the server's first-use costs).
+
 Targets (issue 14): burst 40 p95 <= 1.5 x single, burst 200 <= 2 x, one reply each;
 under the quota 0 failures, last answer <= 1.2 x the quota arithmetic, p95 rank error <= 5.
 """
@@ -46,6 +50,7 @@ from bench.harness import (
     RemoteFake,
     RemoteSlack,
     ServerProcess,
+    cpu_seconds,
     keep_alive_session,
     server_environment,
     supportbot_serve,
@@ -199,6 +204,7 @@ class Run:
     posts: Counter[Thread] = field(default_factory=Counter)
     bad_acks: int = 0
     llm: dict[str, int] = field(default_factory=dict)
+    cpu_s: float = float("nan")  # the serve process's CPU time over the scenario
 
     def pct(self, q: float, of: dict[Thread, float] | None = None) -> float:
         return percentile(list((self.waits if of is None else of).values()), q)
@@ -315,6 +321,7 @@ async def scenario(
     run = Run(f"{kind}, {'1 customer' if count == 1 else f'burst of {count}'}")
     async with bot(slack, gemini, workdir, tag, serve_args) as server:
         await gemini.stats(reset=True)
+        cpu_before = cpu_seconds(server.pid)
         if count == 1:
             for n, event in enumerate(dms(kind, tag, SINGLE_RUNS)):
                 event["user"], event["channel"] = f"U{tag}S{n}", f"D{tag}S{n}"
@@ -324,6 +331,7 @@ async def scenario(
             await send_burst(server, dms(kind, tag, count), run)
             await collect(slack, run, timeout_s)
         run.llm = await gemini.stats()
+        run.cpu_s = cpu_seconds(server.pid) - cpu_before
     return run
 
 
@@ -408,7 +416,8 @@ async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
                      f"<= {target}" if target else "", f"{run.pct(95, run.first_text):.2f}",
                      "yes" if run.exactly_once else "NO",
                      str(run.failures), str(run.llm.get("rate_limited", 0)),
-                     str(run.llm.get("max_in_flight", 0)), verdict])  # fmt: skip
+                     str(run.llm.get("max_in_flight", 0)),
+                     f"{run.cpu_s * 1000 / max(1, len(run.sent)):.0f}", verdict])  # fmt: skip
         if not run.exactly_once or run.failures:
             problems.append(
                 f"{run.label}: {run.failures} failures, exactly once {run.exactly_once}"
@@ -416,7 +425,8 @@ async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
         if verdict == "MISSED":
             problems.append(f"{run.label}: p95 {ratio:.2f} x single > {target}")
     headers = ["scenario", "p50 s", "p95 s", "max s", "p95/single", "target",
-               "first text p95 s", "once", "failures", "429s", "LLM in flight", ""]  # fmt: skip
+               "first text p95 s", "once", "failures", "429s", "LLM in flight",
+               "serve CPU ms/msg", ""]  # fmt: skip
     print(table(headers, rows))
     if quota_run is not None:
         calls = CALLS["order status"] * len(quota_run.sent)
