@@ -362,7 +362,9 @@ def first_text_table(
     return table(headers, rows)
 
 
-async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
+async def main(
+    latency_s: float, quick: bool, serve_args: Sequence[str], quota_only: bool = False
+) -> int:
     settings = LLMSettings(_env_file=None).model_copy(
         update={key.lower(): int(value) for key, value in TUNED.items() if value.isdigit()}
     )
@@ -379,6 +381,8 @@ async def main(latency_s: float, quick: bool, serve_args: Sequence[str]) -> int:
     plan = [("order status", 1), ("order status", 40), ("three-part", 1), ("three-part", 40)]
     if not quick:
         plan.append(("order status", 200))
+    if quota_only:
+        plan = []
     timeout_s = 240.0
     rows: list[list[str]] = []
     problems: list[str] = []
@@ -454,6 +458,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--latency", type=float, default=0.5, help="L, seconds per LLM call")
     parser.add_argument("--quick", action="store_true", help="no burst of 200, no quota run")
+    parser.add_argument("--quota-only", action="store_true", help="only the quota run")
     parser.add_argument("--concurrency", type=int, help="serve --concurrency (default: none)")
     parser.add_argument("--llm-max-concurrency", type=int, help="LLM_MAX_CONCURRENCY (tuned)")
     parser.add_argument(
@@ -467,4 +472,5 @@ if __name__ == "__main__":
     if args.llm_max_concurrency:
         TUNED["LLM_MAX_CONCURRENCY"] = str(args.llm_max_concurrency)
     extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
-    sys.exit(asyncio.run(main(args.latency, args.quick, extra)))
+    sys.exit(asyncio.run(main(args.latency, args.quick and not args.quota_only, extra,
+                              quota_only=args.quota_only)))  # fmt: skip
