@@ -28,7 +28,7 @@ async def _call(
 async def test_a_user_past_their_share_waits_behind_the_others() -> None:
     """One user's big batch (a 50-question /faq) cannot take a tight quota from a
     customer who asks later: the customer's calls go first once the batch is past its share."""
-    limiter = build_rate_limiter(2, window_seconds=1)
+    limiter = build_rate_limiter(2, window_seconds=1, margin_s=0)
     order: list[str] = []
     heavy = [asyncio.create_task(_call(limiter, "U_FAQ", f"faq{i}", order)) for i in range(6)]
     await asyncio.sleep(0.05)  # the batch took the window and queued the rest
@@ -43,7 +43,7 @@ async def test_a_user_past_their_share_waits_behind_the_others() -> None:
 async def test_older_work_goes_first_when_the_budget_is_spent() -> None:
     """Conversation A began before B: A's second call (queued after B's first) is served
     first, so answers come out in the order customers wrote."""
-    limiter = build_rate_limiter(3, window_seconds=1)
+    limiter = build_rate_limiter(3, window_seconds=1, margin_s=0)
     order: list[str] = []
     start = time.monotonic()
     await _call(limiter, "U_X", "x1", order, since=start - 1)
@@ -57,7 +57,7 @@ async def test_older_work_goes_first_when_the_budget_is_spent() -> None:
 
 
 async def test_calls_with_no_spender_share_one_queue_in_arrival_order() -> None:
-    limiter = build_rate_limiter(1, window_seconds=1)
+    limiter = build_rate_limiter(1, window_seconds=1, margin_s=0)
     order: list[int] = []
 
     async def one(n: int) -> None:
@@ -75,7 +75,7 @@ async def test_calls_with_no_spender_share_one_queue_in_arrival_order() -> None:
 async def test_a_cancelled_waiter_hands_its_turn_on() -> None:
     """A job cancelled while it waits (timeout, shutdown) must not leave the next one
     asleep: the queue moves on and nothing is admitted past the window."""
-    limiter = build_rate_limiter(1, window_seconds=1)
+    limiter = build_rate_limiter(1, window_seconds=1, margin_s=0)
     order: list[str] = []
     await _call(limiter, "U_A", "a", order)
     doomed = asyncio.create_task(_call(limiter, "U_B", "b", order))

@@ -21,6 +21,7 @@ from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM, gemini_json_schema, retry_delay_s
 from pipelines.llm.reliability import CallGate, RetryPolicy, build_rate_limiter
 from tests.fakes.fake_gemini import FakeGemini
+from tests.fakes.gemini_limits import SlidingQuota
 
 MODEL = "gemini-2.5-flash"
 
@@ -243,7 +244,7 @@ async def test_server_quota_429s_are_absorbed(monkeypatch: pytest.MonkeyPatch) -
 async def test_rate_limiter_admits_a_burst_and_never_more_in_any_window() -> None:
     """The whole budget at once when requests come together, then never more than `limit`
     in any window: checked over every window that starts at an admission."""
-    limiter = build_rate_limiter(5, window_seconds=1)
+    limiter = build_rate_limiter(5, window_seconds=1, margin_s=0)
     started = time.monotonic()
     times: list[float] = []
 
@@ -262,9 +263,31 @@ async def test_rate_limiter_admits_a_burst_and_never_more_in_any_window() -> Non
     assert times[-1] < 2.4  # 12 requests at 5 per second: the third window, not later
 
 
+@pytest.mark.parametrize("margin_s", [0, 1])
+async def test_the_window_margin_keeps_late_arrivals_from_a_429_at_the_edge(
+    margin_s: int,
+) -> None:
+    """The provider counts a call when it arrives. A first burst that reached it late (a
+    loaded client) and a call sent the moment our own window frees a slot: without the
+    margin that call arrives inside the provider's window and is refused."""
+    provider = SlidingQuota(3, window_s=1.0)
+    limiter = build_rate_limiter(3, window_seconds=1, margin_s=margin_s)
+    refused = 0
+
+    async def call(transit_s: float) -> None:
+        nonlocal refused
+        await limiter.acquire()
+        await asyncio.sleep(transit_s)
+        refused += provider.admit(time.monotonic()) is not None
+
+    await asyncio.gather(*(call(0.2) for _ in range(3)))  # arrive 0.2 s after admission
+    await asyncio.gather(*(call(0.0) for _ in range(3)))  # the next window's, at once
+    assert refused == (3 if margin_s == 0 else 0)
+
+
 async def test_a_providers_429_holds_every_new_call() -> None:
     """RetryInfo on a 429 stops new calls for that long, though our own window has room."""
-    limiter = build_rate_limiter(100, window_seconds=1)
+    limiter = build_rate_limiter(100, window_seconds=1, margin_s=0)
     await limiter.acquire()
     limiter.hold(0.3)
     started = time.monotonic()
@@ -273,7 +296,7 @@ async def test_a_providers_429_holds_every_new_call() -> None:
 
 
 async def test_rate_limiter_serves_waiters_in_arrival_order() -> None:
-    limiter = build_rate_limiter(1, window_seconds=1)
+    limiter = build_rate_limiter(1, window_seconds=1, margin_s=0)
     order: list[int] = []
 
     async def one(n: int) -> None:

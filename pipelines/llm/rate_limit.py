@@ -37,6 +37,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from pipelines.llm.budget import current_spender
 
 WINDOW_SECONDS = 60
+# Our window is a second longer than the provider's. The provider counts a call when it
+# arrives, which under load is a while after we admitted it; a slot we free exactly one
+# window after our oldest admission can reach the provider before its own window has let
+# that call go: a 429 at every window's edge, and a window of pacing after it.
+EDGE_MARGIN_S = 1
 _ORDER = itertools.count()
 _last_queued = 0.0  # monotonic: when a call last had to wait for LLM_RPM, in any limiter
 
@@ -166,12 +171,16 @@ class SlidingWindowLimiter:
             self._fair.next_waiter(self._waiters, time.monotonic()).wake.set()
 
 
-def build_rate_limiter(rpm: int, window_seconds: int = WINDOW_SECONDS) -> SlidingWindowLimiter:
-    """The limiter of one process: LLM_RPM requests per minute (its share with N workers)."""
-    return SlidingWindowLimiter(rpm, window_seconds)
+def build_rate_limiter(
+    rpm: int, window_seconds: int = WINDOW_SECONDS, margin_s: int = EDGE_MARGIN_S
+) -> SlidingWindowLimiter:
+    """The limiter of one process: LLM_RPM requests per minute (its share with N workers),
+    over a window `margin_s` longer than the provider's `window_seconds`."""
+    return SlidingWindowLimiter(rpm, window_seconds + margin_s)
 
 
 __all__ = [
+    "EDGE_MARGIN_S",
     "WINDOW_SECONDS",
     "FairOrder",
     "SlidingWindowLimiter",
