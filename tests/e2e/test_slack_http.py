@@ -120,6 +120,20 @@ async def test_dm_mention_and_support_channel_each_get_one_reply_in_thread(
     assert {job.status for job in await job_rows(bot)} == {DONE}
 
 
+async def test_a_reply_jobs_slack_calls_share_kept_alive_connections(
+    bot: BotServer, fake_slack: FakeSlack
+) -> None:
+    """slack-sdk opens a connection per call unless it is given a session: the jobs'
+    client has one per process, so a reply's calls (reaction, post, removal) reuse it."""
+    before = len(fake_slack.calls)
+    await bot.post_event(dm_event("Where is my order ORD-10011?"))
+    await settle(bot, fake_slack, replies=1)
+
+    calls = fake_slack.calls[before:]
+    assert len(calls) >= 3 and all(call.peer for call in calls)
+    assert len({call.peer for call in calls}) < len(calls)
+
+
 async def test_follow_up_in_a_ticket_thread_is_answered_with_history(
     bot: BotServer, fake_slack: FakeSlack
 ) -> None:

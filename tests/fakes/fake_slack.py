@@ -48,6 +48,7 @@ class Call:
     params: Params
     at: float
     authorization: str = ""
+    peer: str = ""  # the client's address and port: one per connection
 
 
 @dataclass
@@ -292,7 +293,9 @@ class FakeSlack(SlackFilesMixin, SlackStreamsMixin):
         method = request.match_info["method"]
         params = await self._params(request)
         authorization = request.headers.get("Authorization", "")
-        self.calls.append(Call(method, params, time.monotonic(), authorization))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        address = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.calls.append(Call(method, params, time.monotonic(), authorization, address))
 
         slowness = self._take_slowness(method)
         if slowness is not None and not slowness.record_first:
