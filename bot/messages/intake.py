@@ -68,6 +68,36 @@ Event = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class Edit:
+    """What a `message_changed` or `message_deleted` event says of the message it changed."""
+
+    message: Mapping[str, Any]  # the message as edited (or as it was, when deleted)
+    author: str | None
+    source_ts: str
+    thread_ts: str
+    text: str  # the new text; "" when deleted
+    unchanged: bool  # an edit that kept the text (an unfurl, an attachment)
+
+    @classmethod
+    def of(cls, event: Event) -> Edit:
+        changed, previous = event.get("message") or {}, event.get("previous_message") or {}
+        deleted = event.get("subtype") == DELETED
+        return cls(
+            message=changed or previous,
+            author=changed.get("user") or previous.get("user"),
+            source_ts=str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts") or ""),
+            thread_ts=str(changed.get("thread_ts") or previous.get("thread_ts") or ""),
+            text="" if deleted else str(changed.get("text") or ""),
+            unchanged=not deleted and changed.get("text") == previous.get("text"),
+        )
+
+    @staticmethod
+    def event_ts(event: Event) -> str:
+        """The edit's own time: one job per edit of a message."""
+        return str(event.get("event_ts") or event.get("ts"))
+
+
+@dataclass(frozen=True)
 class IntakeConfig:
     support_channels: frozenset[str] = frozenset()
     agent_ids: frozenset[str] = frozenset()
@@ -229,48 +259,39 @@ class Intake:
         database read; the job finds whether the message was relayed or a note); by a
         customer in their ticket's thread, the job that follows it on the turn and card."""
         channel = str(event.get("channel") or "")
-        changed, previous = event.get("message") or {}, event.get("previous_message") or {}
-        source_ts = str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts") or "")
-        thread = str(changed.get("thread_ts") or previous.get("thread_ts") or "")
-        deleted = event.get("subtype") == DELETED
+        edit = Edit.of(event)
         if (
-            not source_ts
-            or is_from_a_bot(changed or previous, bot_user_id)  # our own edits among them
-            or (not deleted and changed.get("text") == previous.get("text"))  # an unfurl
+            not edit.source_ts
+            or is_from_a_bot(edit.message, bot_user_id)  # our own edits among them
+            or edit.unchanged  # an unfurl
         ):
             return self._count("ignored", event, event_id)
         if channel != self._config.triage_channel:
-            return await self._customer_edited(event, team_id, event_id, thread or source_ts)
-        if not thread or thread == source_ts:
+            return await self._customer_edited(event, team_id, event_id, edit)
+        if not edit.thread_ts or edit.thread_ts == edit.source_ts:
             return self._count("ignored", event, event_id)
         await self._jobs.submit(
             RELAY_EDIT_JOB,
-            f"{RELAY_EDIT_JOB}:{channel}:{source_ts}:{event.get('event_ts') or event.get('ts')}",
+            f"{RELAY_EDIT_JOB}:{channel}:{edit.source_ts}:{edit.event_ts(event)}",
             {
-                "relay_key": f"{RELAY_JOB}:{message_key(team_id, channel, source_ts)}",
-                "source_ts": source_ts,
-                "text": "" if deleted else without_marker(str(changed.get("text") or "")),
+                "relay_key": f"{RELAY_JOB}:{message_key(team_id, channel, edit.source_ts)}",
+                "source_ts": edit.source_ts,
+                "text": without_marker(edit.text),
             },
         )
         return self._count("card_edit", event, event_id, "card_edit")
 
-    async def _customer_edited(self, event: Event, team_id: str, event_id: str, thread: str) -> str:
-        changed, previous = event.get("message") or {}, event.get("previous_message") or {}
-        author = changed.get("user") or previous.get("user")
+    async def _customer_edited(self, event: Event, team_id: str, event_id: str, edit: Edit) -> str:
+        channel = str(event["channel"])
         ticket = await self._conversations.find_ticket(
-            ThreadKey(team_id, str(event["channel"]), thread)
+            ThreadKey(team_id, channel, edit.thread_ts or edit.source_ts)
         )
-        if ticket is None or author != ticket.slack_user_id:
+        if ticket is None or edit.author != ticket.slack_user_id:
             return self._count("ignored", event, event_id)
-        source_ts = str(changed.get("ts") or event.get("deleted_ts") or previous.get("ts"))
         await self._jobs.submit(
             MIRROR_EDIT_JOB,
-            f"{MIRROR_EDIT_JOB}:{event['channel']}:{source_ts}:{event.get('event_ts') or event.get('ts')}",
-            {
-                "ticket_id": ticket.id,
-                "source_ts": source_ts,
-                "text": "" if event.get("subtype") == DELETED else str(changed.get("text") or ""),
-            },
+            f"{MIRROR_EDIT_JOB}:{channel}:{edit.source_ts}:{edit.event_ts(event)}",
+            {"ticket_id": ticket.id, "source_ts": edit.source_ts, "text": edit.text},
         )
         return self._count("customer_edit", event, event_id, "customer_edit")
 
