@@ -68,6 +68,11 @@ def relay_modal(number: str, draft: str | None) -> dict[str, Any]:
     )
 
 
+def quoted(text: str, limit: int = 2500) -> str:
+    """Someone's words on one line, escaped and cut, for a `>` quote in the card's thread."""
+    return escape(" ".join(text.split()))[:limit]
+
+
 def register_relay(app: AsyncApp, triage: TriageFeature) -> None:
     async def on_reply(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
@@ -139,7 +144,7 @@ class RelayJob:
         if ticket.triage_channel and ticket.card_ts:
             await slack.post(
                 ticket.triage_channel,
-                f"Sent to the customer by <@{agent}>:\n>{escape(' '.join(text.split()))[:1500]}",
+                f"Sent to the customer by <@{agent}>:\n>{quoted(text, 1500)}",
                 thread_ts=ticket.card_ts,
                 best_effort=True,
             )
@@ -235,8 +240,9 @@ class MirrorEditJob:
         if not found:
             return {"turns": revised, "mirror": None}
         who = f"<@{ticket.slack_user_id}>"
-        quoted = escape(" ".join(text.split()))[:2500]
-        update = f"{who} edited their message:\n>{quoted}" if text else f"{who} deleted a message."
+        update = (
+            f"{who} edited their message:\n>{quoted(text)}" if text else f"{who} deleted a message."
+        )
         await slack.update(ticket.triage_channel, found[0].ts, Mrkdwn(update),
                            tolerate={"message_not_found"})  # fmt: skip
         return {"turns": revised, "mirror": found[0].ts}
@@ -265,11 +271,10 @@ class MirrorJob:
         if latest is None or not latest[1]:
             return {"skipped": "nothing written"}
         source_ts, text = latest
-        quoted = escape(" ".join(text.split()))[:2500]
         _, posted = await SlackCalls(triage.slack.client).post_in_thread_once(
             ticket.triage_channel,
             ticket.card_ts,
-            Mrkdwn(f"<@{ticket.slack_user_id}> wrote:\n>{quoted}"),
+            Mrkdwn(f"<@{ticket.slack_user_id}> wrote:\n>{quoted(text)}"),
             job_tag(MIRROR_EVENT_TYPE, job.id),
             retry=job.is_retry,
             about={"source_ts": source_ts},  # what a later edit of it finds (MirrorEditJob)
