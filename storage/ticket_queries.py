@@ -22,6 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from storage.briefs import StoredBrief, get_brief
 from storage.conversations import ThreadKey
+from storage.db import read_only
 from storage.feedback import VoteCounts, ticket_votes
 from storage.models import (
     ConversationTurn,
@@ -106,6 +107,7 @@ class TicketQueries:
             .limit(limit)
         )
         async with self._sessions() as session:
+            await read_only(session)  # every worker, every minute: never the write lock
             return [TicketInfo.of(row) for row in (await session.scalars(query)).all()]
 
     async def for_user(
