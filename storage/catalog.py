@@ -133,7 +133,8 @@ async def _insert_demo_records(
         )
         invoice_lines[invoice] = lines
 
-    await session.execute(insert(Order), orders)
+    # render_nulls: one statement for all orders, not one per set of columns left empty.
+    await session.execute(insert(Order).execution_options(render_nulls=True), orders)
     order_ids = await _ids(session, Order.order_number, Order.id, order_lines)
     await session.execute(
         insert(OrderLine),
