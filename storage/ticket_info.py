@@ -13,6 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from storage.sla import FIRST_RESPONSE, NORMAL, RESOLUTION
+
 if TYPE_CHECKING:  # only a type here: the CLI lists statuses without loading SQLAlchemy
     from storage.models import Ticket
 
@@ -76,7 +78,7 @@ class TicketInfo:
     created_at: dt.datetime
     updated_at: dt.datetime
     # SLAs (`storage.sla`): the priority and the times its clocks are computed from.
-    priority: str = "normal"
+    priority: str = NORMAL
     sla_started_at: dt.datetime | None = None
     agent_replied_at: dt.datetime | None = None
     resolved_at: dt.datetime | None = None
@@ -104,7 +106,7 @@ class TicketInfo:
             triage_ts=row.triage_ts,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            priority=row.priority or "normal",
+            priority=row.priority or NORMAL,
             sla_started_at=row.sla_started_at,
             agent_replied_at=row.agent_replied_at,
             resolved_at=row.resolved_at,
@@ -135,8 +137,8 @@ class TicketInfo:
     def sla_breaches(self) -> dict[str, dt.datetime | None]:
         """When each SLA target was flagged as breached (`storage.sla` kinds)."""
         return {
-            "first_response": self.first_response_breached_at,
-            "resolution": self.resolution_breached_at,
+            FIRST_RESPONSE: self.first_response_breached_at,
+            RESOLUTION: self.resolution_breached_at,
         }
 
     @property
