@@ -401,7 +401,7 @@ async def main(
                 if count == 1:
                     singles[kind] = single_wait(run)
         quota_run: Run | None = None
-        if not quick:
+        if not quick or quota_only:
             with RemoteFake(answers(), latency_s, QUOTA_RPM) as gemini:
                 quota_run = await scenario(
                     slack, gemini, workdir, "order status", 40, serve_args, timeout_s
@@ -472,5 +472,4 @@ if __name__ == "__main__":
     if args.llm_max_concurrency:
         TUNED["LLM_MAX_CONCURRENCY"] = str(args.llm_max_concurrency)
     extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
-    sys.exit(asyncio.run(main(args.latency, args.quick and not args.quota_only, extra,
-                              quota_only=args.quota_only)))  # fmt: skip
+    sys.exit(asyncio.run(main(args.latency, args.quick, extra, quota_only=args.quota_only)))
