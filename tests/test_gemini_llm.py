@@ -6,6 +6,7 @@ Every test builds its own gate with tiny backoff and timeouts, so the file stays
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -94,6 +95,20 @@ async def test_structured_output_is_raw_json_text(fake: FakeGemini, make_llm: LL
     config = sent.body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     assert config["responseJsonSchema"]["required"] == ["intent", "confidence"]
+
+
+async def test_calls_skip_the_sdks_function_calling_loop(
+    fake: FakeGemini, make_llm: LLMFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Our steps pass no tools: the SDK's automatic function calling, on by default, would
+    deep-copy each call's config and log a line per call for a loop that never runs."""
+    fake.responder = lambda body: {"intent": "billing_inquiry", "confidence": 0.9}
+    llm = make_llm()
+    with caplog.at_level(logging.INFO, logger="google_genai"):
+        await llm.generate(request(schema=Intent))
+        await llm.generate_streaming(request(schema=Intent), lambda text: None)
+    assert fake.calls == 2
+    assert not [r for r in caplog.records if "AFC" in r.getMessage()]
 
 
 async def test_plain_text_request_has_no_json_mode(fake: FakeGemini, make_llm: LLMFactory) -> None:

@@ -156,6 +156,11 @@ class GeminiLLM:
         return "".join(pieces), usage
 
 
+# Our steps pass no tools. Left on, the SDK's automatic function calling deep-copies the
+# config (schema included) and logs a line on every call, for a loop that never runs.
+NO_FUNCTION_CALLING = types.AutomaticFunctionCallingConfig(disable=True)
+
+
 def build_config(request: LLMRequest) -> types.GenerateContentConfig:
     """System instruction, and JSON mode with the step's schema when it has one."""
     schema = request.output_schema
@@ -163,6 +168,7 @@ def build_config(request: LLMRequest) -> types.GenerateContentConfig:
         system_instruction=request.system or None,
         response_mime_type="application/json" if schema else None,
         response_json_schema=gemini_json_schema(schema) if schema else None,
+        automatic_function_calling=NO_FUNCTION_CALLING,
     )
 
 
