@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 
 import pytest
 
@@ -14,7 +15,14 @@ from pipelines.config import LLMSettings
 from pipelines.faq.chain import SourceDocument
 from pipelines.faq.runs import create_faq
 from pipelines.llm.base import LLMRequest, LLMResponse, TokenUsage
-from pipelines.llm.budget import BudgetedLLM, BudgetExceeded, DailyBudget, Spender, spending_as
+from pipelines.llm.budget import (
+    BudgetedLLM,
+    BudgetExceeded,
+    DailyBudget,
+    Spender,
+    current_spender,
+    spending_as,
+)
 from pipelines.llm.offline import OfflineLLM
 from pipelines.support.contracts import IncomingMessage
 from pipelines.support.service import BUDGET_TEXT, SupportService
@@ -161,6 +169,37 @@ async def test_a_message_reads_the_days_spending_once_and_counts_on_from_its_cha
     assert len(llm.calls) >= 2 and reads == [USER]
     stored = await original(TokenLedger(sqlite_db.sessions), USER)
     assert stored.user == stored.everyone == 120 * len(llm.calls)
+
+
+class DatedLLM(PricedLLM):
+    """Records when each call's work began, as the rate limiter will read it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.since: list[float] = []
+
+    async def generate(self, request: LLMRequest) -> LLMResponse:
+        spender = current_spender()
+        assert spender is not None
+        self.since.append(spender.since)
+        return await super().generate(request)
+
+
+@pytest.mark.parametrize(("age_s", "ts"), [(30.0, None), (0.0, "not-a-ts")])
+async def test_a_messages_calls_are_dated_by_when_the_customer_wrote_it(
+    sqlite_db: Database, age_s: float, ts: str | None
+) -> None:
+    """The limiter serves older work first under a spent quota: a message's age is its
+    Slack ts (a batch of jobs starts in no particular order; a retry keeps its place);
+    an unreadable ts dates it now."""
+    llm = DatedLLM()
+    service = SupportService(sqlite_db, llm, budgets(per_user=1_000_000))
+    before = time.monotonic()
+
+    await service.handle(message(ts or f"{time.time() - age_s:.6f}"))
+
+    assert llm.since and all(since == llm.since[0] for since in llm.since)
+    assert before - age_s - 0.5 <= llm.since[0] <= before - age_s + 0.5
 
 
 async def test_a_charge_returns_the_totals_after_it(database: Database) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,7 +21,12 @@ from pipelines.llm.base import LLMError, LLMRequest, LLMUnavailable
 from pipelines.llm.factory import build_llm, reset_shared_gate, shared_gate
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM, gemini_json_schema, retry_delay_s
-from pipelines.llm.reliability import CallGate, RetryPolicy, build_rate_limiter
+from pipelines.llm.reliability import (
+    CallGate,
+    RetryPolicy,
+    TransientCallError,
+    build_rate_limiter,
+)
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.gemini_limits import SlidingQuota
 
@@ -215,12 +221,12 @@ async def test_concurrency_bound_holds(fake: FakeGemini, make_llm: LLMFactory) -
 
 
 async def test_backoff_releases_the_concurrency_slot(
-    fake: FakeGemini, make_llm: LLMFactory
+    fake: FakeGemini, make_llm: LLMFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With one slot, a request sleeping on a 429 must not block another request."""
-    fake.retry_delay_s = 0.5
-    fake.fail_next([429])
-    llm = make_llm(concurrency=1)
+    """With one slot, a request sleeping on a 503's backoff must not block another."""
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the jitter's top: 0.5 s
+    fake.fail_next([503])
+    llm = make_llm(concurrency=1, backoff_base_s=0.5)
     finished: list[str] = []
 
     async def ask(name: str) -> None:
@@ -228,10 +234,33 @@ async def test_backoff_releases_the_concurrency_slot(
         finished.append(name)
 
     first = asyncio.create_task(ask("retried"))
-    await asyncio.sleep(0.05)  # let it take the slot and get its 429
+    await asyncio.sleep(0.05)  # let it take the slot and get its 503
     await ask("fresh")
     await first
     assert finished == ["fresh", "retried"]
+
+
+async def test_a_call_refused_with_a_429_keeps_its_place() -> None:
+    """The 429 holds every call; the refused one waits in the limiter's queue, in its
+    place, not in a private sleep that lets later calls go first when the hold ends."""
+    gate = CallGate(8, 100_000, RetryPolicy(backoff_base_s=0.01))
+    sent: list[str] = []
+
+    def call(name: str) -> Callable[[], Awaitable[str]]:
+        async def attempt() -> str:
+            sent.append(name)
+            if sent == ["older"]:
+                raise TransientCallError("429", "quota", retry_after_s=0.3)
+            return name
+
+        return attempt
+
+    first = asyncio.create_task(gate.run(call("older"), provider="p", step="s"))
+    await asyncio.sleep(0.05)  # refused by now, and the hold is on
+    started = time.monotonic()
+    await asyncio.gather(first, gate.run(call("newer"), provider="p", step="s"))
+    assert time.monotonic() - started < 0.6  # the hold, not the hold and a sleep
+    assert sent == ["older", "older", "newer"]
 
 
 async def test_rpm_budget_is_spent_as_a_burst(fake: FakeGemini, make_llm: LLMFactory) -> None:

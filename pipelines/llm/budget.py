@@ -69,12 +69,22 @@ class Spender:
 
     user_id: str
     exempt: bool = False
-    # When the work began: the rate limiter serves older work first when the quota is tight.
+    # When the work began (a message: when the customer wrote it): the rate limiter serves
+    # older work first when the quota is tight.
     since: float = field(default_factory=time.monotonic, compare=False)
     known: KnownSpend = field(default_factory=KnownSpend, compare=False, repr=False)
 
 
 _SPENDER: ContextVar[Spender | None] = ContextVar("llm_spender", default=None)
+
+
+def monotonic_at(epoch_s: float | None) -> float:
+    """A wall-clock time (a Slack message's ts) on the monotonic clock of `Spender.since`,
+    never later than now; now when unknown."""
+    now = time.monotonic()
+    if epoch_s is None:
+        return now
+    return now - max(0.0, time.time() - epoch_s)
 
 
 @contextmanager
@@ -186,6 +196,7 @@ __all__ = [
     "Spender",
     "budgeted",
     "current_spender",
+    "monotonic_at",
     "spending",
     "spending_as",
 ]

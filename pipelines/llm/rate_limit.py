@@ -10,9 +10,10 @@ When the budget is spent, who goes next is decided by `FairOrder`, not by call a
 - a user who already had a fair share of the recent budget (two windows' limit over the
   users active in them) waits behind everyone else, so one big `/faq` or one noisy
   customer cannot take the whole shared quota;
-- otherwise the oldest piece of work goes first (the time its `spending_as` block began,
-  i.e. its message or /faq job), so a conversation's next call is not queued behind the
-  first calls of conversations that arrived after it: answers come out in arrival order.
+- otherwise the oldest piece of work goes first (`Spender.since`: when the customer wrote
+  the message, or when a /faq job began), so a conversation's next call is not queued
+  behind the first calls of conversations that arrived after it: answers come out in
+  arrival order. A call the provider refused with a 429 waits here too, in its place.
 
 Our window only counts this process's calls: when the provider answers 429 with a
 RetryInfo delay (another process, a restart in the middle of a busy minute, a quota

@@ -16,7 +16,11 @@ Retries use tenacity with full-jitter exponential backoff; a server's RetryInfo 
 when its attempts run out or the next wait would pass its deadline (LLM_REQUEST_DEADLINE_S):
 that is `LLMUnavailable`. A 429 that says how long to wait (RetryInfo) is the provider
 pacing us, not a failure: it does not use up an attempt, only time, so a burst is slowed
-down, never failed, until the deadline. Anything not transient is `LLMError` at once.
+down, never failed, until the deadline. Such a call does not sleep on its own either: the
+429 holds the rate limiter for the delay, and the call goes straight back to the
+limiter's queue, where it keeps its place by the age of its work (a private sleep with
+jitter sent the refused calls of the oldest conversations to the back). Anything not
+transient is `LLMError` at once.
 
 Provider adapters only classify: they raise `TransientCallError` for retryable answers
 (HTTP 429/5xx, malformed bodies) and `LLMError` for the rest; raw timeouts and connection
@@ -79,6 +83,11 @@ def is_retryable_status(code: int) -> bool:
     return code in RETRYABLE_STATUS
 
 
+def is_paced_429(exc: BaseException | None) -> bool:
+    """A 429 that says when to come back: the provider pacing us, not a failure."""
+    return isinstance(exc, TransientCallError) and exc.reason == "429" and bool(exc.retry_after_s)
+
+
 def transient_reason(exc: BaseException) -> str | None:
     """Why `exc` is worth another attempt, or None when it is not.
 
@@ -112,10 +121,7 @@ class StopAfterFailures(stop_base):
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        paced = (
-            isinstance(exc, TransientCallError) and exc.reason == "429" and bool(exc.retry_after_s)
-        )
-        if not paced:
+        if not is_paced_429(exc):
             self.failures += 1
         return self.failures >= self.max_attempts
 
@@ -226,13 +232,19 @@ class CallGate:
         )
 
     def _wait(self, state: RetryCallState) -> float:
-        """Full-jitter exponential backoff, but never shorter than the server's RetryInfo."""
+        """Full-jitter exponential backoff, but never shorter than the server's RetryInfo;
+        none after a paced 429, whose wait is the limiter's hold, taken in the queue (unless
+        the hold outlasts the deadline: then the delay itself, so the request stops now)."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientCallError) and is_paced_429(exc):
+            hint = exc.retry_after_s or 0.0
+            elapsed = state.seconds_since_start or 0.0
+            return 0.0 if elapsed + hint < self.policy.deadline_s else hint
         policy = self.policy
         backoff = wait_random_exponential(
             multiplier=policy.backoff_base_s, max=policy.backoff_max_s
         )
         wait = backoff(state)
-        exc = state.outcome.exception() if state.outcome else None
         hint = exc.retry_after_s if isinstance(exc, TransientCallError) else None
         if hint:
             wait = max(wait, hint * random.uniform(1.0, 1.0 + policy.retry_after_spread))
@@ -244,6 +256,10 @@ class CallGate:
         exc = state.outcome.exception() if state.outcome else None
         reason = transient_reason(exc) if exc else None
         LLM_RETRIES.labels(reason=reason or "unknown").inc()
+        if is_paced_429(exc):
+            log.info("LLM attempt %d refused (429): waits for the rate limiter's hold",
+                     state.attempt_number)  # fmt: skip
+            return
         sleep = state.next_action.sleep if state.next_action else 0.0
         log.info(
             "LLM attempt %d failed (%s); retrying in %.2fs", state.attempt_number, reason, sleep

@@ -31,6 +31,14 @@ class IncomingMessage(BaseModel):
     # write are then withheld from the reply (see `pipelines.support.disclosure`).
     public: bool = False
 
+    @property
+    def written_at(self) -> float | None:
+        """When the customer wrote it (epoch seconds: Slack's ts), if the ts says."""
+        try:
+            return float(self.message_ts)
+        except ValueError:
+            return None
+
 
 class PendingConfirmation(BaseModel):
     """A side effect waiting for the customer's Confirm (stored: `storage.confirmations`)."""

@@ -25,7 +25,15 @@ from pipelines.config import LLMSettings
 from pipelines.knowledge.embeddings import embedder_for
 from pipelines.knowledge.retrieval import KnowledgeBase
 from pipelines.llm.base import LLM, LLMUnavailable
-from pipelines.llm.budget import BudgetExceeded, DailyBudget, Scope, Spender, budgeted, spending
+from pipelines.llm.budget import (
+    BudgetExceeded,
+    DailyBudget,
+    Scope,
+    Spender,
+    budgeted,
+    monotonic_at,
+    spending,
+)
 from pipelines.llm.offline import OFFLINE_MODEL
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
@@ -142,7 +150,7 @@ class SupportService:
             outcome = Outcome(text=FLOOD_TEXT, summary="rate-limited")
         elif not cleaned.has_words:
             outcome = Outcome(text=NO_WORDS_TEXT, summary="no question")
-        elif over := await self.budget.refusal(spender := Spender(message.user_id, is_agent)):
+        elif over := await self.budget.refusal(spender := self._spender(message, is_agent)):
             outcome = _over_budget(over)  # told so, and no LLM call at all
         else:
             ids = await demo_ids(self.db.sessions, customer.id)
@@ -239,6 +247,13 @@ class SupportService:
             provider=self.llm.name,
             ticket=ticket.snapshot(),
         )
+
+    @staticmethod
+    def _spender(message: IncomingMessage, is_agent: bool) -> Spender:
+        """Who pays, and since when: the time the customer wrote, not when a worker got to
+        it, so under a spent quota answers come in the order the messages were written
+        (workers start a batch of jobs in no particular order; a retry keeps its place)."""
+        return Spender(message.user_id, is_agent, since=monotonic_at(message.written_at))
 
     async def _flood_state(self, slack_user_id: str, is_agent: bool) -> str:
         """ "ok", "warn" (the first message over the limit: say so politely) or "quiet".
