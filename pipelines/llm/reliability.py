@@ -237,9 +237,9 @@ class CallGate:
         the hold outlasts the deadline: then the delay itself, so the request stops now)."""
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientCallError) and is_paced_429(exc):
-            hint = exc.retry_after_s or 0.0
+            hold = exc.retry_after_s or 0.0
             elapsed = state.seconds_since_start or 0.0
-            return 0.0 if elapsed + hint < self.policy.deadline_s else hint
+            return 0.0 if elapsed + hold < self.policy.deadline_s else hold
         policy = self.policy
         backoff = wait_random_exponential(
             multiplier=policy.backoff_base_s, max=policy.backoff_max_s
