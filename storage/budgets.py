@@ -4,11 +4,19 @@ The daily budgets (`pipelines.llm.budget`) read and add to these rows. They live
 database, not in a process, so every `serve` replica and `worker` counts into the same
 totals. An increment is one atomic upsert (`INSERT ... ON CONFLICT DO UPDATE SET tokens =
 tokens + :n`): concurrent calls in any number of processes never lose a count.
+
+Every LLM call adds to the ledger, so in a burst these were a quarter of a process's write
+transactions, each waiting its turn at SQLite's single writer lock. Calls charged while a
+write is in progress wait for the next one and go in together (group commit): one upsert
+of the summed rows, one commit, and each caller gets the totals just after it. A quiet
+process writes each charge alone, at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -36,11 +44,24 @@ class DaySpend:
     everyone: int
 
 
+Key = tuple[dt.date, str]  # (day, user_id); user "" is no user: everyone's row only
+
+
+@dataclass(frozen=True)
+class _Charge:
+    day: dt.date
+    user: str
+    tokens: int
+    done: asyncio.Future[DaySpend]
+
+
 class TokenLedger:
     """Reads and adds to the day's spending rows."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._pending: list[_Charge] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def spent(self, user_id: str, day: dt.date | None = None) -> DaySpend:
         """What `user_id` and everyone have spent on `day` (today by default)."""
@@ -61,32 +82,64 @@ class TokenLedger:
         the totals just after (None when there was nothing to add)."""
         if tokens <= 0:
             return None
-        day = day or utc_day()
-        # Always the user's row first, then everyone's: one lock order, no deadlock.
-        keys = [user_id, EVERYONE] if user_id and user_id != EVERYONE else [EVERYONE]
+        user = user_id[:32] if user_id != EVERYONE else ""
+        loop = asyncio.get_running_loop()
+        charge = _Charge(day or utc_day(), user, tokens, loop.create_future())
+        self._pending.append(charge)
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_all())
+        return await charge.done
+
+    async def _flush_all(self) -> None:
+        await asyncio.sleep(0)  # let the charges of this loop iteration join the batch
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                totals = await self._write(batch)
+            except Exception as exc:  # each caller logs it (DailyBudget.charge)
+                for charge in batch:
+                    if not charge.done.done():
+                        charge.done.set_exception(exc)
+                continue
+            for charge in batch:
+                if not charge.done.done():
+                    user = totals.get((charge.day, charge.user), 0) if charge.user else 0
+                    charge.done.set_result(
+                        DaySpend(user=user, everyone=totals.get((charge.day, EVERYONE), 0))
+                    )
+
+    async def _write(self, batch: list[_Charge]) -> dict[Key, int]:
+        """One upsert of the batch's rows, summed per (day, user); the totals after it."""
+        tokens: Counter[Key] = Counter()
+        calls: Counter[Key] = Counter()
+        for charge in batch:
+            for key in ((charge.day, charge.user), (charge.day, EVERYONE)):
+                if key[1]:
+                    tokens[key] += charge.tokens
+                    calls[key] += 1
+        rows = [{"day": day, "user_id": user, "tokens": tokens[day, user],
+                 "calls": calls[day, user]} for day, user in sorted(tokens)]  # fmt: skip
         async with self._sessions() as session, session.begin():
             dialect = (await session.connection()).dialect.name
-            rows = await session.execute(
-                _increment(dialect, day, [key[:32] for key in keys], tokens).returning(
-                    TokenSpend.user_id, TokenSpend.tokens
+            result = await session.execute(
+                _increment(dialect, rows).returning(
+                    TokenSpend.day, TokenSpend.user_id, TokenSpend.tokens
                 )
             )
-            found = {user: int(total) for user, total in rows.all()}
-        return DaySpend(user=found.get(user_id[:32], 0), everyone=found.get(EVERYONE, 0))
+            return {(day, user): int(total) for day, user, total in result.all()}
 
 
-def _increment(dialect: str, day: dt.date, user_ids: list[str], tokens: int) -> Insert:
-    """`INSERT ... VALUES (user), (everyone) ON CONFLICT (day, user_id) DO UPDATE SET tokens
-    = tokens + :n`: both rows in one statement (rows are taken in the order given)."""
+def _increment(dialect: str, rows: list[dict[str, object]]) -> Insert:
+    """`INSERT ... VALUES (row), ... ON CONFLICT (day, user_id) DO UPDATE SET tokens =
+    tokens + :n, calls = calls + :k`: every row in one statement, in one global order
+    (sorted by day and user), so concurrent writers lock rows in the same order."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(TokenSpend).values(
-        [{"day": day, "user_id": user_id, "tokens": tokens, "calls": 1} for user_id in user_ids]
-    )
+    statement = insert(TokenSpend).values(rows)
     return statement.on_conflict_do_update(
         index_elements=[TokenSpend.day, TokenSpend.user_id],
         set_={
             "tokens": TokenSpend.tokens + statement.excluded.tokens,
-            "calls": TokenSpend.calls + 1,
+            "calls": TokenSpend.calls + statement.excluded.calls,
         },
     )
 

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import time
+from typing import Any
 
 import pytest
 
@@ -208,6 +209,30 @@ async def test_a_charge_returns_the_totals_after_it(database: Database) -> None:
     await ledger.add("U0OTHER", 50)
     assert await ledger.add(USER, 7) == DaySpend(user=7, everyone=57)
     assert await ledger.add("", 3) == DaySpend(user=0, everyone=60)  # no spender
+
+
+async def test_charges_made_together_share_one_write(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst's calls are charged in one upsert (one turn at SQLite's writer lock), and
+    each caller still gets the totals just after its charge."""
+    ledger = TokenLedger(database.sessions)
+    batches: list[int] = []
+    write = ledger._write
+
+    async def counted(batch: list[Any]) -> Any:
+        batches.append(len(batch))
+        return await write(batch)
+
+    monkeypatch.setattr(ledger, "_write", counted)
+
+    totals = await asyncio.gather(*(ledger.add(f"U{i % 3}", 10) for i in range(12)))
+
+    assert batches == [12]
+    assert totals == [DaySpend(user=40, everyone=120)] * 12
+    assert await ledger.spent("U1") == DaySpend(user=40, everyone=120)
+    assert await ledger.add("U1", 5) == DaySpend(user=45, everyone=125)  # alone, at once
+    assert batches == [12, 1]
 
 
 async def test_concurrent_increments_lose_no_count(database: Database) -> None:
