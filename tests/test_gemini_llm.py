@@ -21,6 +21,7 @@ from pipelines.llm.base import LLMError, LLMRequest, LLMUnavailable
 from pipelines.llm.factory import build_llm, reset_shared_gate, shared_gate
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM, gemini_json_schema, retry_delay_s
+from pipelines.llm.rate_limit import SlidingWindowLimiter, reporting_queue_waits
 from pipelines.llm.reliability import (
     CallGate,
     RetryPolicy,
@@ -354,6 +355,25 @@ async def test_rate_limiter_serves_waiters_in_arrival_order() -> None:
     assert limiter.waiting == 2
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2] and limiter.waiting == 0
+
+
+async def test_a_long_wait_in_the_queue_is_reported_then_its_end() -> None:
+    """The listener hears "waiting" once a call has queued past the threshold and "done"
+    when it is admitted; a call that goes at once, or waits less, says nothing."""
+    limiter = SlidingWindowLimiter(1, window_seconds=1, queue_note_after_s=0.3)
+    heard: list[bool] = []
+    with reporting_queue_waits(heard.append):
+        await limiter.acquire()  # room in the window: at once
+        assert heard == []
+        await limiter.acquire()  # waits ~1 s for the window
+    assert heard == [True, False]
+
+    heard.clear()
+    quick = SlidingWindowLimiter(100, window_seconds=1, queue_note_after_s=0.3)
+    quick.hold(0.1)
+    with reporting_queue_waits(heard.append):
+        await quick.acquire()
+    assert heard == []
 
 
 def test_retry_delay_parsing() -> None:

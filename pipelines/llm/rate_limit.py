@@ -15,6 +15,11 @@ When the budget is spent, who goes next is decided by `FairOrder`, not by call a
   behind the first calls of conversations that arrived after it: answers come out in
   arrival order. A call the provider refused with a 429 waits here too, in its place.
 
+A call that waits in the queue longer than `QUEUE_NOTE_AFTER_S` tells the listener set
+with `reporting_queue_waits` (the support pipeline shows the customer a "you're in line"
+step), and tells it again when its turn comes: a customer behind a spent quota sees why
+nothing is happening, and a short wait shows nothing.
+
 Our window only counts this process's calls: when the provider answers 429 with a
 RetryInfo delay (another process, a restart in the middle of a busy minute, a quota
 smaller than LLM_RPM), `hold` stops every new call for that long, and for the next window
@@ -29,6 +34,8 @@ import contextlib
 import itertools
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -43,6 +50,7 @@ WINDOW_SECONDS = 60
 # window after our oldest admission can reach the provider before its own window has let
 # that call go: a 429 at every window's edge, and a window of pacing after it.
 EDGE_MARGIN_S = 1
+QUEUE_NOTE_AFTER_S = 1.0
 _ORDER = itertools.count()
 _last_queued = 0.0  # monotonic: when a call last had to wait for LLM_RPM, in any limiter
 
@@ -51,6 +59,21 @@ def quota_recently_tight(within_s: float = WINDOW_SECONDS) -> bool:
     """True if a call waited for LLM_RPM in the last `within_s` (this process): optional
     calls, such as a speculative planner, are not worth a slot then."""
     return _last_queued > 0 and time.monotonic() - _last_queued < within_s
+
+
+# Told True once a queued call has waited QUEUE_NOTE_AFTER_S, then False when admitted.
+QueueListener = Callable[[bool], None]
+_queue_listener: ContextVar[QueueListener | None] = ContextVar("llm_queue", default=None)
+
+
+@contextlib.contextmanager
+def reporting_queue_waits(listener: QueueListener) -> Iterator[None]:
+    """Tell `listener` when a call made inside the block waits long in the queue."""
+    token = _queue_listener.set(listener)
+    try:
+        yield
+    finally:
+        _queue_listener.reset(token)
 
 
 @dataclass(eq=False)
@@ -98,8 +121,14 @@ class FairOrder:
 class SlidingWindowLimiter:
     """`await acquire()` returns once a request fits in the moving window."""
 
-    def __init__(self, limit: int, window_seconds: int = WINDOW_SECONDS) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: int = WINDOW_SECONDS,
+        queue_note_after_s: float = QUEUE_NOTE_AFTER_S,
+    ) -> None:
         self.limit = max(1, limit)
+        self.queue_note_after_s = queue_note_after_s
         self.window_seconds = window_seconds
         self._item: RateLimitItem = RateLimitItemPerSecond(self.limit, window_seconds)
         self._window = MovingWindowRateLimiter(MemoryStorage())
@@ -131,6 +160,17 @@ class SlidingWindowLimiter:
         _last_queued = time.monotonic()
         me = _Waiter(user, spender.since if spender else time.monotonic())
         self._waiters.append(me)
+        listener = _queue_listener.get()
+        shown: list[bool] = []  # set by the timer: the listener was told "waiting"
+
+        def show(tell: QueueListener) -> None:
+            shown.append(True)
+            tell(True)
+
+        loop = asyncio.get_running_loop()
+        note = (
+            None if listener is None else loop.call_later(self.queue_note_after_s, show, listener)
+        )
         try:
             while True:
                 me.wake.clear()
@@ -149,6 +189,10 @@ class SlidingWindowLimiter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(me.wake.wait(), wait)
         finally:
+            if note is not None:
+                note.cancel()
+            if shown and listener is not None:
+                listener(False)
             self._waiters.remove(me)
             self._notify()
 
@@ -182,9 +226,12 @@ def build_rate_limiter(
 
 __all__ = [
     "EDGE_MARGIN_S",
+    "QUEUE_NOTE_AFTER_S",
     "WINDOW_SECONDS",
     "FairOrder",
+    "QueueListener",
     "SlidingWindowLimiter",
     "build_rate_limiter",
     "quota_recently_tight",
+    "reporting_queue_waits",
 ]

@@ -74,6 +74,16 @@ def report_step(note: StepNote) -> None:
         watcher.step(note)
 
 
+QUEUE_STEP_ID = "queue"
+QUEUE_STEP_TITLE = "Many customers are writing right now: you're in line"
+
+
+def note_queue_wait(waiting: bool) -> None:
+    """A `QueueListener`: while an LLM call waits for the provider's quota, the customer
+    sees a step saying so (done when the call goes out), not a silent thread."""
+    report_step(StepNote(QUEUE_STEP_ID, QUEUE_STEP_TITLE, "in_progress" if waiting else "complete"))
+
+
 def previewable(text: str, known_ids: Collection[str] = ()) -> str:
     """The longest prefix of `text` the final checks cannot change.
 
@@ -117,10 +127,13 @@ def reply_watcher(field: str, known_ids: Collection[str] = ()) -> PartialText | 
 
 
 __all__ = [
+    "QUEUE_STEP_ID",
+    "QUEUE_STEP_TITLE",
     "DraftWatcher",
     "StepNote",
     "drafting_to",
     "is_watched",
+    "note_queue_wait",
     "previewable",
     "reply_watcher",
     "report_step",

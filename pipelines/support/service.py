@@ -35,6 +35,7 @@ from pipelines.llm.budget import (
     spending,
 )
 from pipelines.llm.offline import OFFLINE_MODEL
+from pipelines.llm.rate_limit import reporting_queue_waits
 from pipelines.log_context import bind
 from pipelines.steps import PipelineContext, StepFailed, Trace
 from pipelines.support.confirmations import pending_request_id
@@ -44,6 +45,7 @@ from pipelines.support.contracts import (
     PendingConfirmation,
     SupportReply,
 )
+from pipelines.support.drafts import note_queue_wait
 from pipelines.support.input_guard import MAX_MESSAGE_CHARS, clean_message
 from pipelines.support.orchestrator import build_workers
 from pipelines.support.request import Outcome, SupportRequest
@@ -272,7 +274,7 @@ class SupportService:
         """The pipeline, charged to `spender` (checked already: its calls read no totals)."""
         ctx = PipelineContext(self._budgeted_llm, self.settings, trace)
         try:
-            with spending(spender):
+            with spending(spender), reporting_queue_waits(note_queue_wait):
                 outcome = await answer_message(ctx, request, self.workers, self.knowledge)
         except BudgetExceeded as exc:  # spent during this message: the next call was refused
             await self.traces.save(trace, status="error", error=str(exc))

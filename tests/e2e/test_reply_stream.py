@@ -17,9 +17,15 @@ from bot.settings import Settings
 from pipelines.llm import LLMUnavailable
 from pipelines.llm.factory import reset_shared_gate
 from pipelines.support.contracts import IncomingMessage, OnWorking, SupportReply
-from pipelines.support.drafts import StepNote, reply_watcher, report_step
+from pipelines.support.drafts import (
+    QUEUE_STEP_ID,
+    QUEUE_STEP_TITLE,
+    StepNote,
+    reply_watcher,
+    report_step,
+)
 from tests.e2e.conftest import BotServer, make_settings, run_bot_server
-from tests.fakes.fake_gemini import FakeGemini
+from tests.fakes.fake_gemini import FakeGemini, Fault
 from tests.fakes.fake_slack import FakeSlack, Posted
 from tests.fakes.fake_slack_streams import FakeStream
 from tests.fakes.gemini_scripts import StepAnswer, by_step, user_text
@@ -182,6 +188,26 @@ class FailsOnceMidStream:
             run_id="",
             provider="gemini",
         )
+
+
+async def test_a_customer_behind_a_spent_quota_sees_they_are_in_line(
+    fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider refuses the first call for 1.5 s (429 with RetryInfo): past a second
+    in the queue the thread shows a step saying the customer is in line, marked done when
+    the call goes out; then the plan and the answer, in the same one message."""
+    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
+        gemini.fail_next([Fault(429, retry_delay_s=1.5)])
+        event = dm_event("Hi, where is my order ORD-10011?")
+        await server.post_event(event)
+        reply = await one_finished_reply(fake_slack, "D0CUST", event["ts"])
+        assert gemini.rate_limited == 1
+    stream = the_stream(fake_slack, reply)
+    assert stream.tasks()[QUEUE_STEP_ID] == ["in_progress", "complete"]
+    first = stream.chunks[1]  # after the plan's title
+    assert first["id"] == QUEUE_STEP_ID and first["title"] == QUEUE_STEP_TITLE
+    assert stream.tasks()["task-1"] == ["in_progress", "complete"]
+    assert ORDER_REPLY in reply.text and not fake_slack.calls_to("chat.postMessage")
 
 
 async def test_a_retry_after_a_failure_mid_stream_finishes_the_same_message(
