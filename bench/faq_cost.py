@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from typing import Any
 from unittest import mock
 
 from bench.harness import documents, gemini_against_fake, table
@@ -50,7 +51,7 @@ def documents_last(template: PromptTemplate) -> PromptTemplate:
 @contextmanager
 def documents_last_templates() -> Iterator[None]:
     """`pipelines.faq.chain` uses the moved-documents variants while the block runs."""
-    variants = {
+    variants: dict[str, Any] = {
         name: documents_last(getattr(prompts, name))
         for name in ("FAQ_QUESTIONS", "FAQ_ANSWER", "FAQ_SOURCES")
     }

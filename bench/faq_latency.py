@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from google import genai
 from google.genai import types
@@ -42,7 +43,7 @@ from pipelines.support.schemas import FaqAnswer, QuestionList, SourceList
 from tests.fakes.gemini_scripts import faq_answers
 
 TARGETS = {10: 1.10, 25: 1.15}
-DEFAULTS = LLMSettings(_env_file=None)  # type: ignore[call-arg]
+DEFAULTS = LLMSettings(_env_file=None)
 NAIVE = "naive asyncio.gather"
 # label -> (build_faq mode, stream the questions call, the target applies)
 MODES: dict[str, tuple[Mode, bool, bool]] = {
@@ -104,7 +105,7 @@ async def naive(n: int, latency_s: float) -> Run:
         block = documents_block(documents())
         model = DEFAULTS.model_faq_answer
 
-        async def call(template: PromptTemplate, schema: type, **values: str) -> dict:  # type: ignore[type-arg]
+        async def call(template: PromptTemplate, schema: type, **values: str) -> dict[str, Any]:
             response = await client.aio.models.generate_content(
                 model=model,
                 contents=template.render(documents=block, **values),

@@ -108,7 +108,7 @@ async def gemini_client(
     """The real GeminiLLM, with its own CallGate, pointed at an already running fake."""
     os.environ["GOOGLE_GEMINI_BASE_URL"] = fake.base_url
     settings = LLMSettings(
-        gemini_api_key="bench-key",  # type: ignore[arg-type]
+        gemini_api_key="bench-key",
         llm_provider="gemini",
         llm_max_concurrency=max_concurrency,
         llm_rpm=rpm,

@@ -246,16 +246,17 @@ class FakeGemini:
             return self._status(fault.kind, fault.retry_delay_s or self.retry_delay_s)
         if self.quota is not None and (wait := self.quota.admit(time.monotonic())) is not None:
             return self._status(429, wait)
-        if fault is not None and fault.kind == "hang":
+        kind = fault.kind if fault is not None and isinstance(fault.kind, str) else None
+        if kind == "hang":
             await asyncio.sleep(self.hang_s)
         if stream:
-            return await self._stream(request, model, body, fault.kind if fault else None)
+            return await self._stream(request, model, body, kind)
         await asyncio.sleep(self.latency_s)
         if fault is not None and fault.kind == "disconnect":
             assert request.transport is not None
             request.transport.close()
             return web.Response(status=500)
-        payload = self._payload(model, body, fault.kind if fault else None)
+        payload = self._payload(model, body, kind)
         if isinstance(payload, RawResponse):
             return web.json_response(payload.body, status=payload.status)
         text = json.dumps(payload)
@@ -330,10 +331,10 @@ class FakeGemini:
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
             ]}  # fmt: skip
             return {"candidates": [candidate], "usageMetadata": _usage(prompt, "", cached)}
-        answer = self.responder(body)
-        if isinstance(answer, RawResponse):
-            return answer
-        text = answer if isinstance(answer, str) else json.dumps(answer)
+        scripted = self.responder(body)
+        if isinstance(scripted, RawResponse):
+            return scripted
+        text = scripted if isinstance(scripted, str) else json.dumps(scripted)
         return {
             "candidates": [
                 {
