@@ -17,11 +17,12 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
 from pipelines.config import LLMSettings
+from pipelines.llm import rate_limit
 from pipelines.llm.base import LLMError, LLMRequest, LLMUnavailable
 from pipelines.llm.factory import build_llm, reset_shared_gate, shared_gate
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM, gemini_json_schema, retry_delay_s
-from pipelines.llm.rate_limit import SlidingWindowLimiter, reporting_queue_waits
+from pipelines.llm.rate_limit import reporting_queue_waits
 from pipelines.llm.reliability import (
     CallGate,
     RetryPolicy,
@@ -357,23 +358,33 @@ async def test_rate_limiter_serves_waiters_in_arrival_order() -> None:
     assert order == [0, 1, 2] and limiter.waiting == 0
 
 
-async def test_a_long_wait_in_the_queue_is_reported_then_its_end() -> None:
-    """The listener hears "waiting" once a call has queued past the threshold and "done"
-    when it is admitted; a call that goes at once, or waits less, says nothing."""
-    limiter = SlidingWindowLimiter(1, window_seconds=1, queue_note_after_s=0.3)
-    heard: list[bool] = []
-    with reporting_queue_waits(heard.append):
-        await limiter.acquire()  # room in the window: at once
-        assert heard == []
-        await limiter.acquire()  # waits ~1 s for the window
-    assert heard == [True, False]
+async def test_a_long_wait_for_a_turn_is_reported_then_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listener hears "waiting" once a call has waited past the threshold for a slot
+    or a rate token, and "done" when its turn comes; a call that goes at once, or waits
+    less, says nothing."""
+    monkeypatch.setattr(rate_limit, "QUEUE_NOTE_AFTER_S", 0.3)
+    gate = CallGate(1, 100_000, RetryPolicy(backoff_base_s=0.01))
+    heard: dict[str, list[bool]] = {"slow": [], "second": [], "held": []}
 
-    heard.clear()
-    quick = SlidingWindowLimiter(100, window_seconds=1, queue_note_after_s=0.3)
-    quick.hold(0.1)
-    with reporting_queue_waits(heard.append):
-        await quick.acquire()
-    assert heard == []
+    async def call(name: str, seconds: float) -> str:
+        with reporting_queue_waits(heard[name].append):
+
+            async def attempt() -> str:
+                await asyncio.sleep(seconds)
+                return name
+
+            return (await gate.run(attempt, provider="p", step="s")).value
+
+    first = asyncio.create_task(call("slow", 0.8))  # holds the only slot
+    await asyncio.sleep(0.05)
+    await asyncio.gather(first, call("second", 0))  # waits ~0.75 s for the slot
+    assert heard["slow"] == [] and heard["second"] == [True, False]
+
+    gate._loop_limits().limiter.hold(0.1)  # a short 429 hold: below the threshold
+    await call("held", 0)
+    assert heard["held"] == []
 
 
 def test_retry_delay_parsing() -> None:

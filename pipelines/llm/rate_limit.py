@@ -15,10 +15,11 @@ When the budget is spent, who goes next is decided by `FairOrder`, not by call a
   behind the first calls of conversations that arrived after it: answers come out in
   arrival order. A call the provider refused with a 429 waits here too, in its place.
 
-A call that waits in the queue longer than `QUEUE_NOTE_AFTER_S` tells the listener set
-with `reporting_queue_waits` (the support pipeline shows the customer a "you're in line"
-step), and tells it again when its turn comes: a customer behind a spent quota sees why
-nothing is happening, and a short wait shows nothing.
+A call that waits for its turn (a concurrency slot, then this limiter: `CallGate`) longer
+than `QUEUE_NOTE_AFTER_S` tells the listener set with `reporting_queue_waits` (the support
+pipeline shows the customer a "you're in line" step), and tells it again when its turn
+comes: a customer behind a spent quota sees why nothing is happening, and a short wait
+shows nothing.
 
 Our window only counts this process's calls: when the provider answers 429 with a
 RetryInfo delay (another process, a restart in the middle of a busy minute, a quota
@@ -68,12 +69,35 @@ _queue_listener: ContextVar[QueueListener | None] = ContextVar("llm_queue", defa
 
 @contextlib.contextmanager
 def reporting_queue_waits(listener: QueueListener) -> Iterator[None]:
-    """Tell `listener` when a call made inside the block waits long in the queue."""
+    """Tell `listener` when a call made inside the block waits long for its turn."""
     token = _queue_listener.set(listener)
     try:
         yield
     finally:
         _queue_listener.reset(token)
+
+
+@contextlib.contextmanager
+def waiting_for_a_turn() -> Iterator[None]:
+    """Around a call's wait for its turn (a concurrency slot, then the rate limiter): past
+    `QUEUE_NOTE_AFTER_S` the listener hears True, and False when the wait ends."""
+    listener = _queue_listener.get()
+    if listener is None:
+        yield
+        return
+    shown: list[bool] = []
+
+    def show() -> None:
+        shown.append(True)
+        listener(True)
+
+    note = asyncio.get_running_loop().call_later(QUEUE_NOTE_AFTER_S, show)
+    try:
+        yield
+    finally:
+        note.cancel()
+        if shown:
+            listener(False)
 
 
 @dataclass(eq=False)
@@ -121,14 +145,8 @@ class FairOrder:
 class SlidingWindowLimiter:
     """`await acquire()` returns once a request fits in the moving window."""
 
-    def __init__(
-        self,
-        limit: int,
-        window_seconds: int = WINDOW_SECONDS,
-        queue_note_after_s: float = QUEUE_NOTE_AFTER_S,
-    ) -> None:
+    def __init__(self, limit: int, window_seconds: int = WINDOW_SECONDS) -> None:
         self.limit = max(1, limit)
-        self.queue_note_after_s = queue_note_after_s
         self.window_seconds = window_seconds
         self._item: RateLimitItem = RateLimitItemPerSecond(self.limit, window_seconds)
         self._window = MovingWindowRateLimiter(MemoryStorage())
@@ -160,17 +178,6 @@ class SlidingWindowLimiter:
         _last_queued = time.monotonic()
         me = _Waiter(user, spender.since if spender else time.monotonic())
         self._waiters.append(me)
-        listener = _queue_listener.get()
-        shown: list[bool] = []  # set by the timer: the listener was told "waiting"
-
-        def show(tell: QueueListener) -> None:
-            shown.append(True)
-            tell(True)
-
-        loop = asyncio.get_running_loop()
-        note = (
-            None if listener is None else loop.call_later(self.queue_note_after_s, show, listener)
-        )
         try:
             while True:
                 me.wake.clear()
@@ -189,10 +196,6 @@ class SlidingWindowLimiter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(me.wake.wait(), wait)
         finally:
-            if note is not None:
-                note.cancel()
-            if shown and listener is not None:
-                listener(False)
             self._waiters.remove(me)
             self._notify()
 
@@ -234,4 +237,5 @@ __all__ = [
     "build_rate_limiter",
     "quota_recently_tight",
     "reporting_queue_waits",
+    "waiting_for_a_turn",
 ]

@@ -4,7 +4,8 @@ One `CallGate` is shared by all pipelines (see `pipelines.llm.factory.shared_gat
 the concurrency bound and the requests-per-minute budget hold for the whole process,
 not per pipeline. Each attempt:
 
-1. takes a concurrency slot (asyncio.Semaphore, LLM_MAX_CONCURRENCY),
+1. takes a concurrency slot (asyncio.Semaphore, LLM_MAX_CONCURRENCY; a wait for the slot
+   and the token that passes a second is reported: `rate_limit.waiting_for_a_turn`),
 2. takes a rate token (`rate_limit.SlidingWindowLimiter`, LLM_RPM) right before sending, so the
    token's time is the time the provider sees the request,
 3. runs under the per-call timeout (LLM_CALL_TIMEOUT_S),
@@ -49,7 +50,7 @@ from tenacity.stop import stop_base
 
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLMError, LLMUnavailable
-from pipelines.llm.rate_limit import SlidingWindowLimiter, build_rate_limiter
+from pipelines.llm.rate_limit import SlidingWindowLimiter, build_rate_limiter, waiting_for_a_turn
 from pipelines.metrics import (
     LLM_CALL_SECONDS,
     LLM_CALLS,
@@ -268,21 +269,27 @@ class CallGate:
     async def _attempt(self, call: Callable[[], Awaitable[T]], step: str) -> T:
         """One attempt: slot, rate token, timed call. The slot is released on return."""
         limits = self._loop_limits()
-        async with limits.semaphore:
-            await limits.limiter.acquire()
-            LLM_IN_FLIGHT.inc()
+        with waiting_for_a_turn():
+            await limits.semaphore.acquire()
             try:
-                with LLM_CALL_SECONDS.labels(step=step).time():
-                    async with asyncio.timeout(self.policy.call_timeout_s):
-                        return await call()
-            except TransientCallError as exc:
-                if exc.reason == "429":
-                    LLM_RATE_LIMITED.inc()
-                    if exc.retry_after_s:
-                        limits.limiter.hold(exc.retry_after_s)
+                await limits.limiter.acquire()
+            except BaseException:
+                limits.semaphore.release()
                 raise
-            finally:
-                LLM_IN_FLIGHT.dec()
+        LLM_IN_FLIGHT.inc()
+        try:
+            with LLM_CALL_SECONDS.labels(step=step).time():
+                async with asyncio.timeout(self.policy.call_timeout_s):
+                    return await call()
+        except TransientCallError as exc:
+            if exc.reason == "429":
+                LLM_RATE_LIMITED.inc()
+                if exc.retry_after_s:
+                    limits.limiter.hold(exc.retry_after_s)
+            raise
+        finally:
+            LLM_IN_FLIGHT.dec()
+            limits.semaphore.release()
 
     def _loop_limits(self) -> _LoopLimits:
         """The semaphore and limiter of the running loop (one loop in production)."""
