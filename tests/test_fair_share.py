@@ -7,10 +7,16 @@ goes first, so one conversation's next call is not queued behind newer conversat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from pipelines.llm.budget import spending_as
-from pipelines.llm.rate_limit import SlidingWindowLimiter, build_rate_limiter
+from pipelines.llm.rate_limit import (
+    FairOrder,
+    OrderedSlots,
+    SlidingWindowLimiter,
+    build_rate_limiter,
+)
 
 
 async def _call(
@@ -87,3 +93,46 @@ async def test_a_cancelled_waiter_hands_its_turn_on() -> None:
     await asyncio.wait_for(waiting, timeout=5)
     assert order == ["a", "c"] and limiter.waiting == 0
     assert 0.8 < time.monotonic() - started + 0.02 < 1.5  # the next window, not later
+
+
+async def _slot(slots: OrderedSlots, user: str, since: float, order: list[str]) -> None:
+    with spending_as(user, since=since):
+        await slots.acquire()
+    order.append(user)
+    slots.release()
+
+
+async def test_a_freed_slot_goes_to_the_oldest_work_not_the_first_to_ask() -> None:
+    """LLM_MAX_CONCURRENCY's slots follow the limiter's order: a newer conversation's first
+    call that asked first does not get the slot before an older conversation's next call."""
+    slots = OrderedSlots(1, FairOrder(100, 60))
+    await slots.acquire()  # every slot taken
+    order: list[str] = []
+    now = time.monotonic()
+    newer = asyncio.create_task(_slot(slots, "U_NEWER", now, order))
+    await asyncio.sleep(0.01)
+    older = asyncio.create_task(_slot(slots, "U_OLDER", now - 30, order))
+    await asyncio.sleep(0.01)
+    slots.release()
+    await asyncio.wait_for(asyncio.gather(newer, older), timeout=5)
+    assert order == ["U_OLDER", "U_NEWER"]
+
+
+async def test_a_cancelled_slot_waiter_neither_keeps_nor_loses_a_slot() -> None:
+    slots = OrderedSlots(1, FairOrder(100, 60))
+    await slots.acquire()
+    waiting = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0.01)
+    waiting.cancel()  # cancelled while waiting: gone from the queue
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    slots.release()
+    await asyncio.wait_for(slots.acquire(), 0.5)  # the slot is free again
+
+    handed = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0.01)
+    slots.release()  # handed over to the waiter...
+    handed.cancel()  # ...which is cancelled before it runs: the slot is passed on
+    with contextlib.suppress(asyncio.CancelledError):
+        await handed
+    await asyncio.wait_for(slots.acquire(), 0.5)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from pipelines.config import LLMSettings
 from pipelines.llm import rate_limit
 from pipelines.llm.base import LLMError, LLMRequest, LLMUnavailable
+from pipelines.llm.budget import spending_as
 from pipelines.llm.factory import build_llm, reset_shared_gate, shared_gate
 from pipelines.llm.fallback import FallbackLLM
 from pipelines.llm.gemini import GeminiLLM, gemini_json_schema, retry_delay_s
@@ -385,6 +386,29 @@ async def test_a_long_wait_for_a_turn_is_reported_then_its_end(
     gate._loop_limits().limiter.hold(0.1)  # a short 429 hold: below the threshold
     await call("held", 0)
     assert heard["held"] == []
+
+
+async def test_the_gates_slots_go_to_the_oldest_conversation() -> None:
+    """With every slot taken, the next free one goes to the call of the conversation that
+    began first, not to the first call that asked (a FIFO semaphore did that)."""
+    gate = CallGate(1, 100_000, RetryPolicy(backoff_base_s=0.01))
+    sent: list[str] = []
+
+    async def call(name: str, since: float, seconds: float = 0.0) -> None:
+        async def attempt() -> None:
+            sent.append(name)
+            await asyncio.sleep(seconds)
+
+        with spending_as(name, since=since):
+            await gate.run(attempt, provider="p", step="s")
+
+    now = time.monotonic()
+    busy = asyncio.create_task(call("busy", now, seconds=0.2))
+    await asyncio.sleep(0.02)
+    newer = asyncio.create_task(call("newer", now))
+    await asyncio.sleep(0.02)
+    await asyncio.gather(busy, newer, call("older", now - 30))
+    assert sent == ["busy", "older", "newer"]
 
 
 def test_retry_delay_parsing() -> None:

@@ -106,6 +106,15 @@ class _Waiter:
     since: float  # when the caller's piece of work began (monotonic)
     seq: int = field(default_factory=lambda: next(_ORDER))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    handed: bool = False  # OrderedSlots: a slot was handed over to this waiter
+
+
+def _waiter() -> _Waiter:
+    """The current caller as a waiter: its spender's user and the age of its work."""
+    spender = current_spender()
+    return _Waiter(
+        spender.user_id if spender else "", spender.since if spender else time.monotonic()
+    )
 
 
 class FairOrder:
@@ -150,7 +159,7 @@ class SlidingWindowLimiter:
         self.window_seconds = window_seconds
         self._item: RateLimitItem = RateLimitItemPerSecond(self.limit, window_seconds)
         self._window = MovingWindowRateLimiter(MemoryStorage())
-        self._fair = FairOrder(self.limit, window_seconds)
+        self.order = FairOrder(self.limit, window_seconds)
         self._waiters: list[_Waiter] = []
         self._held_until = 0.0  # time.monotonic()
         self._paced_until = 0.0  # after a 429: one call per `_spacing` until then
@@ -170,19 +179,18 @@ class SlidingWindowLimiter:
         self._paced_until = self._held_until + self.window_seconds
 
     async def acquire(self) -> None:
-        spender = current_spender()
-        user = spender.user_id if spender else ""
+        me = _waiter()
+        user = me.user
         if not self._waiters and self._delay(time.monotonic()) <= 0 and await self._admit(user):
             return  # the common case: nobody queued, room in the window
         global _last_queued
         _last_queued = time.monotonic()
-        me = _Waiter(user, spender.since if spender else time.monotonic())
         self._waiters.append(me)
         try:
             while True:
                 me.wake.clear()
                 now = time.monotonic()
-                if self._fair.next_waiter(self._waiters, now) is not me:
+                if self.order.next_waiter(self._waiters, now) is not me:
                     # Shares shift as the window slides: whoever is next now may be asleep.
                     self._notify()
                     await me.wake.wait()
@@ -210,13 +218,50 @@ class SlidingWindowLimiter:
         if not await self._window.hit(self._item, "llm"):
             return False
         self._last_admitted = now = time.monotonic()
-        self._fair.record(user, now)
+        self.order.record(user, now)
         return True
 
     def _notify(self) -> None:
         """Wake the waiter that is next now (one left, or the shares shifted)."""
         if self._waiters:
-            self._fair.next_waiter(self._waiters, time.monotonic()).wake.set()
+            self.order.next_waiter(self._waiters, time.monotonic()).wake.set()
+
+
+class OrderedSlots:
+    """LLM_MAX_CONCURRENCY's slots, handed out in the rate limiter's order when all are
+    taken (`FairOrder`: under-share users, then the oldest work), not first come first
+    served. A call waiting for the quota holds its slot, so with more calls than slots a
+    FIFO semaphore let the first calls of later messages take every slot freed, ahead of
+    the next call of a conversation that came before them."""
+
+    def __init__(self, slots: int, order: FairOrder) -> None:
+        self._free = slots
+        self._order = order
+        self._waiters: list[_Waiter] = []
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        me = _waiter()
+        self._waiters.append(me)
+        try:
+            await me.wake.wait()
+        except BaseException:
+            if me.handed:
+                self.release()  # handed a slot but cancelled before using it: pass it on
+            else:
+                self._waiters.remove(me)
+            raise
+
+    def release(self) -> None:
+        if not self._waiters:
+            self._free += 1
+            return
+        chosen = self._order.next_waiter(self._waiters, time.monotonic())
+        self._waiters.remove(chosen)
+        chosen.handed = True
+        chosen.wake.set()
 
 
 def build_rate_limiter(
@@ -232,6 +277,7 @@ __all__ = [
     "QUEUE_NOTE_AFTER_S",
     "WINDOW_SECONDS",
     "FairOrder",
+    "OrderedSlots",
     "QueueListener",
     "SlidingWindowLimiter",
     "build_rate_limiter",

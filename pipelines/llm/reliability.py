@@ -4,8 +4,9 @@ One `CallGate` is shared by all pipelines (see `pipelines.llm.factory.shared_gat
 the concurrency bound and the requests-per-minute budget hold for the whole process,
 not per pipeline. Each attempt:
 
-1. takes a concurrency slot (asyncio.Semaphore, LLM_MAX_CONCURRENCY; a wait for the slot
-   and the token that passes a second is reported: `rate_limit.waiting_for_a_turn`),
+1. takes a concurrency slot (`rate_limit.OrderedSlots`, LLM_MAX_CONCURRENCY, handed out in
+   the limiter's order; a wait for the slot and the token that passes a second is
+   reported: `rate_limit.waiting_for_a_turn`),
 2. takes a rate token (`rate_limit.SlidingWindowLimiter`, LLM_RPM) right before sending, so the
    token's time is the time the provider sees the request,
 3. runs under the per-call timeout (LLM_CALL_TIMEOUT_S),
@@ -50,7 +51,12 @@ from tenacity.stop import stop_base
 
 from pipelines.config import LLMSettings
 from pipelines.llm.base import LLMError, LLMUnavailable
-from pipelines.llm.rate_limit import SlidingWindowLimiter, build_rate_limiter, waiting_for_a_turn
+from pipelines.llm.rate_limit import (
+    OrderedSlots,
+    SlidingWindowLimiter,
+    build_rate_limiter,
+    waiting_for_a_turn,
+)
 from pipelines.metrics import (
     LLM_CALL_SECONDS,
     LLM_CALLS,
@@ -162,7 +168,7 @@ class _LoopLimits:
     """asyncio primitives bind to one event loop, so they are rebuilt if the loop changes."""
 
     loop: asyncio.AbstractEventLoop
-    semaphore: asyncio.Semaphore
+    slots: OrderedSlots
     limiter: SlidingWindowLimiter
 
 
@@ -270,11 +276,11 @@ class CallGate:
         """One attempt: slot, rate token, timed call. The slot is released on return."""
         limits = self._loop_limits()
         with waiting_for_a_turn():
-            await limits.semaphore.acquire()
+            await limits.slots.acquire()
             try:
                 await limits.limiter.acquire()
             except BaseException:
-                limits.semaphore.release()
+                limits.slots.release()
                 raise
         LLM_IN_FLIGHT.inc()
         try:
@@ -289,15 +295,16 @@ class CallGate:
             raise
         finally:
             LLM_IN_FLIGHT.dec()
-            limits.semaphore.release()
+            limits.slots.release()
 
     def _loop_limits(self) -> _LoopLimits:
-        """The semaphore and limiter of the running loop (one loop in production)."""
+        """The slots and limiter of the running loop (one loop in production)."""
         loop = asyncio.get_running_loop()
         if self._limits is None or self._limits.loop is not loop:
+            limiter = build_rate_limiter(self.rpm)
             self._limits = _LoopLimits(
                 loop=loop,
-                semaphore=asyncio.Semaphore(self.max_concurrency),
-                limiter=build_rate_limiter(self.rpm),
+                slots=OrderedSlots(self.max_concurrency, limiter.order),
+                limiter=limiter,
             )
         return self._limits
