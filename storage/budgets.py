@@ -7,14 +7,13 @@ tokens + :n`): concurrent calls in any number of processes never lose a count.
 
 Every LLM call adds to the ledger, so in a burst these were a quarter of a process's write
 transactions, each waiting its turn at SQLite's single writer lock. Calls charged while a
-write is in progress wait for the next one and go in together (group commit): one upsert
+write is in progress wait for the next one and go in together (`storage.group_commit`): one upsert
 of the summed rows, one commit, and each caller gets the totals just after it. A quiet
 process writes each charge alone, at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 from storage.db import read_only
+from storage.group_commit import GroupCommit
 from storage.models import TokenSpend
 
 EVERYONE = "*"  # the row that sums every user's spending of the day
@@ -52,7 +52,6 @@ class _Charge:
     day: dt.date
     user: str
     tokens: int
-    done: asyncio.Future[DaySpend]
 
 
 class TokenLedger:
@@ -60,8 +59,7 @@ class TokenLedger:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._pending: list[_Charge] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._charges: GroupCommit[_Charge, DaySpend] = GroupCommit(self._totals_after)
 
     async def spent(self, user_id: str, day: dt.date | None = None) -> DaySpend:
         """What `user_id` and everyone have spent on `day` (today by default)."""
@@ -83,30 +81,19 @@ class TokenLedger:
         if tokens <= 0:
             return None
         user = user_id[:32] if user_id != EVERYONE else ""
-        loop = asyncio.get_running_loop()
-        charge = _Charge(day or utc_day(), user, tokens, loop.create_future())
-        self._pending.append(charge)
-        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
-            self._flusher = loop.create_task(self._flush_all())
-        return await charge.done
+        return await self._charges.submit(_Charge(day or utc_day(), user, tokens))
 
-    async def _flush_all(self) -> None:
-        await asyncio.sleep(0)  # let the charges of this loop iteration join the batch
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                totals = await self._write(batch)
-            except Exception as exc:  # each caller logs it (DailyBudget.charge)
-                for charge in batch:
-                    if not charge.done.done():
-                        charge.done.set_exception(exc)
-                continue
-            for charge in batch:
-                if not charge.done.done():
-                    user = totals.get((charge.day, charge.user), 0) if charge.user else 0
-                    charge.done.set_result(
-                        DaySpend(user=user, everyone=totals.get((charge.day, EVERYONE), 0))
-                    )
+    async def _totals_after(self, batch: list[_Charge]) -> list[DaySpend]:
+        """Write the batch; each charge's user and everyone's totals just after it (a
+        failure reaches every caller, who logs it: `DailyBudget.charge`)."""
+        totals = await self._write(batch)
+        return [
+            DaySpend(
+                user=totals.get((charge.day, charge.user), 0) if charge.user else 0,
+                everyone=totals.get((charge.day, EVERYONE), 0),
+            )
+            for charge in batch
+        ]
 
     async def _write(self, batch: list[_Charge]) -> dict[Key, int]:
         """One upsert of the batch's rows, summed per (day, user); the totals after it."""

@@ -1,4 +1,7 @@
-"""Group commit for the durable inbox: jobs enqueued together share one INSERT.
+"""Group commit: writes asked for together share one statement and one commit.
+
+`GroupCommit` is the mechanism (used here for the inbox and by `storage.budgets` for the
+token ledger); `GroupInserter` is the durable inbox: jobs enqueued together share one INSERT.
 
 Every Slack event is stored before it is acknowledged, so the insert is on the ack path of
 every request. One transaction per event costs a commit, a round trip to the database
@@ -21,8 +24,8 @@ there the database server does the work.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -31,7 +34,47 @@ from storage.models import Job
 
 MAX_ROWS = 200  # rows per statement: far below SQLite's bound-parameter limit
 
-Pending = tuple[dict[str, Any], "asyncio.Future[bool]"]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Items submitted while a write is in progress wait for the next one and go in
+    together; each caller gets its own item's result, or the batch's exception. A quiet
+    process writes each item alone, at once. `write` takes a batch (at most `max_items`)
+    and returns one result per item, in order."""
+
+    def __init__(
+        self, write: Callable[[list[Item]], Awaitable[list[Result]]], max_items: int = MAX_ROWS
+    ) -> None:
+        self._write = write
+        self._max_items = max_items
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._pending.append((item, future))
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_all())
+        return await future
+
+    async def _flush_all(self) -> None:
+        await asyncio.sleep(0)  # let the items of this loop iteration join the batch
+        while self._pending:
+            batch = self._pending[: self._max_items]
+            del self._pending[: self._max_items]
+            try:
+                results = await self._write([item for item, _ in batch])
+            except Exception as exc:  # every caller of the batch learns it failed
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 class GroupInserter:
@@ -41,39 +84,23 @@ class GroupInserter:
         if db.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"group commit needs SQLite or PostgreSQL, not {db.dialect}")
         self._db = db
-        self._max_rows = max_rows
-        self._pending: list[Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._rows: GroupCommit[dict[str, Any], bool] = GroupCommit(self._created, max_rows)
         self._processors: dict[str, Callable[[Any], Any] | None] = {}
 
     async def insert(self, values: dict[str, Any]) -> bool:
         """Store one row; False when its `dedupe_key` already exists (or came twice)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((values, future))
-        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
-            self._flusher = loop.create_task(self._flush_all())
-        return await future
+        return await self._rows.submit(values)
 
-    async def _flush_all(self) -> None:
-        await asyncio.sleep(0)  # let the requests of this loop iteration join the batch
-        while self._pending:
-            batch = self._pending[: self._max_rows]
-            del self._pending[: self._max_rows]
-            try:
-                inserted = await self._insert([values for values, _ in batch])
-            except Exception as exc:  # every caller of the batch learns it failed
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            claimed: set[str] = set()
-            for values, future in batch:
-                key = values["dedupe_key"]
-                created = key in inserted and key not in claimed
-                claimed.add(key)
-                if not future.done():
-                    future.set_result(created)
+    async def _created(self, batch: list[dict[str, Any]]) -> list[bool]:
+        """Insert the batch; for each row, whether it was the one that stored its key."""
+        inserted = await self._insert(batch)
+        claimed: set[str] = set()
+        created = []
+        for values in batch:
+            key = values["dedupe_key"]
+            created.append(key in inserted and key not in claimed)
+            claimed.add(key)
+        return created
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
         """Insert `rows` in one transaction; the dedupe keys that were new."""
