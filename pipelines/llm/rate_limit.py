@@ -43,7 +43,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from pipelines.llm.budget import current_spender
+from pipelines.llm.budget import Spender, current_spender
 
 WINDOW_SECONDS = 60
 # Our window is a second longer than the provider's. The provider counts a call when it
@@ -109,9 +109,8 @@ class _Waiter:
     handed: bool = False  # OrderedSlots: a slot was handed over to this waiter
 
 
-def _waiter() -> _Waiter:
-    """The current caller as a waiter: its spender's user and the age of its work."""
-    spender = current_spender()
+def _waiter(spender: Spender | None) -> _Waiter:
+    """A caller about to wait: its spender's user and the age of its work."""
     return _Waiter(
         spender.user_id if spender else "", spender.since if spender else time.monotonic()
     )
@@ -179,12 +178,13 @@ class SlidingWindowLimiter:
         self._paced_until = self._held_until + self.window_seconds
 
     async def acquire(self) -> None:
-        me = _waiter()
-        user = me.user
+        spender = current_spender()
+        user = spender.user_id if spender else ""
         if not self._waiters and self._delay(time.monotonic()) <= 0 and await self._admit(user):
             return  # the common case: nobody queued, room in the window
         global _last_queued
         _last_queued = time.monotonic()
+        me = _waiter(spender)
         self._waiters.append(me)
         try:
             while True:
@@ -243,7 +243,7 @@ class OrderedSlots:
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
-        me = _waiter()
+        me = _waiter(current_spender())
         self._waiters.append(me)
         try:
             await me.wake.wait()

@@ -36,7 +36,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeGuard, TypeVar
 
 import aiohttp
 import httpx
@@ -90,7 +90,7 @@ def is_retryable_status(code: int) -> bool:
     return code in RETRYABLE_STATUS
 
 
-def is_paced_429(exc: BaseException | None) -> bool:
+def is_paced_429(exc: BaseException | None) -> TypeGuard[TransientCallError]:
     """A 429 that says when to come back: the provider pacing us, not a failure."""
     return isinstance(exc, TransientCallError) and exc.reason == "429" and bool(exc.retry_after_s)
 
@@ -243,7 +243,7 @@ class CallGate:
         none after a paced 429, whose wait is the limiter's hold, taken in the queue (unless
         the hold outlasts the deadline: then the delay itself, so the request stops now)."""
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientCallError) and is_paced_429(exc):
+        if is_paced_429(exc):
             hold = exc.retry_after_s or 0.0
             elapsed = state.seconds_since_start or 0.0
             return 0.0 if elapsed + hold < self.policy.deadline_s else hold

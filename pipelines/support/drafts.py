@@ -79,8 +79,9 @@ QUEUE_STEP_TITLE = "Many customers are writing right now: you're in line"
 
 
 def note_queue_wait(waiting: bool) -> None:
-    """A `QueueListener`: while an LLM call waits for the provider's quota, the customer
-    sees a step saying so (done when the call goes out), not a silent thread."""
+    """A `QueueListener`: while an LLM call waits for its turn (the provider's quota, a
+    concurrency slot), the customer sees a step saying so (done when the call goes out),
+    not a silent thread."""
     report_step(StepNote(QUEUE_STEP_ID, QUEUE_STEP_TITLE, "in_progress" if waiting else "complete"))
 
 
