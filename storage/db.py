@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_
 
+from storage.sqlite_driver import one_trip_dbapi
+
 # The session factory as the layers above name it: `bot` and `pipelines` hand it to storage
 # functions without importing SQLAlchemy themselves (tests/test_layers.py).
 Sessions: TypeAlias = async_sessionmaker[AsyncSession]
@@ -111,6 +113,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
 
+    if make_url(url).get_driver_name() == "aiosqlite":
+        kwargs.setdefault("module", one_trip_dbapi())
     engine = create_async_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
     )
