@@ -184,8 +184,7 @@ class Worker:
         checkers = [asyncio.create_task(self._check_periodically(c)) for c in self.checks]
         try:
             while not self._stopping.is_set():
-                claimed = await self._claim_some()
-                if not claimed or self.in_flight >= self.concurrency:
+                if not await self._claim_some():
                     deferring = self._throttled_since is not None
                     await self._sleep(THROTTLED_POLL_S if deferring else self.poll_interval)
         finally:
@@ -205,10 +204,17 @@ class Worker:
             self._throttled_since = now
         return 1 if now - self._throttled_since >= MAX_DEFERRAL_S else 0
 
-    async def _claim_some(self) -> int:
+    async def _claim_some(self) -> bool:
+        """Claim what there is room for; True when there may be more to claim at once.
+
+        A claim that found fewer jobs than it had room for has taken every runnable one:
+        the next is submitted later (and wakes the worker) or falls due later (the next
+        poll finds it). Looking again at once would be an empty claim, a write
+        transaction, per batch.
+        """
         free = self._limit() - self.in_flight
         if free <= 0:
-            return 0
+            return False
         try:
             jobs = await self.queue.claim(
                 self.worker_id, self.lease_seconds, limit=free, kinds=list(self.handlers)
@@ -216,16 +222,21 @@ class Worker:
         except Exception as exc:  # the database is down: keep trying, slowly
             logger.warning("claiming jobs failed: %s", exc)
             await asyncio.sleep(min(5.0, self.poll_interval * 4))
-            return 0
+            return False
         for job in jobs:
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._tasks[task] = job
             task.add_done_callback(self._finished)
-        return len(jobs)
+        return len(jobs) == free and self.in_flight < self.concurrency
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        was_full = self.in_flight >= self.concurrency
         self._tasks.pop(task, None)
-        self._wakeup.set()
+        # Only a full worker has waited for a slot; any other learns of new jobs when
+        # they are submitted (`wake`) or at the next poll. Waking on every finish cost
+        # each job one more, empty, claim.
+        if was_full or self._throttled_since is not None:
+            self._wakeup.set()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

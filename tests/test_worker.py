@@ -93,6 +93,62 @@ async def test_runs_every_job_with_bounded_concurrency(queue: JobQueue) -> None:
     assert handler.max_running == 3
 
 
+async def test_a_full_worker_starts_the_next_job_as_a_slot_frees(queue: JobQueue) -> None:
+    """Not at the next poll (10 s here): a finish wakes a worker that was full."""
+
+    async def short(_: LeasedJob) -> None:
+        await asyncio.sleep(0.05)
+
+    handler = Handler(short)
+    for n in range(3):
+        await queue.enqueue("test", f"k{n}", {})
+    started = time.monotonic()
+
+    async def all_done() -> bool:
+        return (await queue.counts())[DONE] == 3
+
+    await run_until(make_worker(queue, handler, concurrency=1, poll_interval=10.0), all_done)
+    assert time.monotonic() - started < 2.0
+
+
+class CountingQueue(JobQueue):
+    claims = 0
+
+    async def claim(self, *args: Any, **kwargs: Any) -> list[LeasedJob]:
+        type(self).claims += 1
+        return await super().claim(*args, **kwargs)
+
+
+async def test_jobs_cost_no_empty_claims(queue: JobQueue) -> None:
+    """A claim with room to spare took every runnable job, and a finish in a worker with
+    free slots frees nothing anyone waits for: neither is followed by another claim (each
+    is a write transaction). A job submitted later wakes the worker (`wake`)."""
+    counting = CountingQueue(queue._db)
+    for n in range(3):
+        await counting.enqueue("test", f"k{n}", {})
+    worker = make_worker(counting, Handler(), concurrency=10, poll_interval=10.0)
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(100):
+            if (await counting.counts())[DONE] == 3:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert (await counting.counts())[DONE] == 3
+        assert CountingQueue.claims == 1
+        await counting.enqueue("test", "later", {})
+        worker.wake()
+        for _ in range(100):
+            if (await counting.counts())[DONE] == 4:
+                break
+            await asyncio.sleep(0.02)
+        assert (await counting.counts())[DONE] == 4
+        assert CountingQueue.claims == 2
+    finally:
+        worker.stop()
+        await task
+
+
 async def test_other_kinds_are_left_alone(queue: JobQueue) -> None:
     await queue.enqueue("someone_elses", "x", {})
     await queue.enqueue("test", "y", {})
