@@ -183,10 +183,13 @@ class Worker:
         sweeper = asyncio.create_task(self._sweep_periodically()) if self.sweep else None
         checkers = [asyncio.create_task(self._check_periodically(c)) for c in self.checks]
         try:
-            while not self._stopping.is_set():
-                if not await self._claim_some():
-                    deferring = self._throttled_since is not None
-                    await self._sleep(THROTTLED_POLL_S if deferring else self.poll_interval)
+            # Jobs queued by other processes wake it too (PostgreSQL's notices), not only
+            # its own process's submissions; the poll is what remains if a notice is lost.
+            async with self.queue.notices(self.wake):
+                while not self._stopping.is_set():
+                    if not await self._claim_some():
+                        deferring = self._throttled_since is not None
+                        await self._sleep(THROTTLED_POLL_S if deferring else self.poll_interval)
         finally:
             background = [*checkers, *([sweeper] if sweeper is not None else [])]
             for task in background:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from storage.db import Database
 from storage.group_commit import GroupInserter
+from storage.job_notices import job_notices
 from storage.models import Job, utcnow
 
 QUEUED = "queued"
@@ -146,6 +148,10 @@ class JobQueue:
             return False
 
     # --- consuming ----------------------------------------------------------------------
+
+    def notices(self, on_job: Callable[[], None]) -> AbstractAsyncContextManager[None]:
+        """While open, `on_job()` runs when another process queues a job (PostgreSQL)."""
+        return job_notices(self._db, on_job)
 
     async def claim(
         self,
