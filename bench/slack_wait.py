@@ -22,6 +22,11 @@ previous one's LLM_RPM window.
 scenario, over its messages: one process answers a burst no faster than its CPU allows
 (single-customer rows include the server's first-use costs).
 
+`--postgres ADMIN_URL [--workers N]` runs the README's scale-out instead (tuned, printed):
+a fresh PostgreSQL database per scenario, `serve --no-worker` and N `supportbot worker`
+processes, each with 1/N of LLM_RPM and LLM_MAX_CONCURRENCY; the CPU column then adds up
+all of them.
+
 Targets (issue 14): burst 40 p95 <= 1.5 x single, burst 200 <= 2 x, one reply each;
 under the quota 0 failures, last answer <= 1.2 x the quota arithmetic, p95 rank error <= 5.
 """
@@ -56,6 +61,7 @@ from bench.harness import (
     supportbot_serve,
     table,
 )
+from bench.scale_out import Deployment, ScaleOut, scale_out_deployment
 from pipelines.config import LLMSettings
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.gemini_scripts import StepAnswer, user_text
@@ -78,6 +84,7 @@ REPLY = (
 )
 # Settings a flag changed from the README's defaults (printed; reported next to the defaults).
 TUNED: dict[str, str] = {}
+SCALE_OUT: ScaleOut | None = None  # --postgres/--workers: the README's scale-out (tuned)
 TARGET_40, TARGET_200, TARGET_QUOTA, TARGET_RANK = 1.5, 2.0, 1.2, 5
 FIRST_TEXT_TARGET_L = {"order status": 2.2, "three-part": 3.2}  # x L, one customer
 
@@ -291,8 +298,9 @@ async def collect(slack: TimedSlack, run: Run, timeout_s: float) -> None:
 @asynccontextmanager
 async def bot(
     slack: TimedSlack, gemini: RemoteFake, workdir: Path, name: str, serve_args: Sequence[str]
-) -> AsyncIterator[ServerProcess]:
-    """A fresh `supportbot serve` on its own database, default LLM settings."""
+) -> AsyncIterator[Deployment]:
+    """A fresh `supportbot serve` on its own database, default LLM settings (or, with
+    `--postgres`, the README's scale-out on a fresh PostgreSQL database)."""
     env = server_environment(
         SLACK_BOT_TOKEN=BENCH_BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
@@ -303,8 +311,12 @@ async def bot(
         GOOGLE_GEMINI_BASE_URL=gemini.base_url,
     )
     env.update(TUNED)
+    if SCALE_OUT is not None:
+        async with scale_out_deployment(SCALE_OUT, env, workdir, name) as deployment:
+            yield deployment
+        return
     async with supportbot_serve(env, workdir, *serve_args) as server:
-        yield server
+        yield Deployment(server, [server.pid])
 
 
 async def scenario(
@@ -319,9 +331,10 @@ async def scenario(
     """One burst of `count` customers (count 1: SINGLE_RUNS customers one after another)."""
     tag = f"{kind[0].upper()}{count}{'Q' if gemini._quota_rpm else ''}"
     run = Run(f"{kind}, {'1 customer' if count == 1 else f'burst of {count}'}")
-    async with bot(slack, gemini, workdir, tag, serve_args) as server:
+    async with bot(slack, gemini, workdir, tag, serve_args) as deployment:
+        server = deployment.server
         await gemini.stats(reset=True)
-        cpu_before = cpu_seconds(server.pid)
+        cpu_before = sum(cpu_seconds(pid) for pid in deployment.pids)
         if count == 1:
             for n, event in enumerate(dms(kind, tag, SINGLE_RUNS)):
                 event["user"], event["channel"] = f"U{tag}S{n}", f"D{tag}S{n}"
@@ -331,7 +344,7 @@ async def scenario(
             await send_burst(server, dms(kind, tag, count), run)
             await collect(slack, run, timeout_s)
         run.llm = await gemini.stats()
-        run.cpu_s = cpu_seconds(server.pid) - cpu_before
+        run.cpu_s = sum(cpu_seconds(pid) for pid in deployment.pids) - cpu_before
     return run
 
 
@@ -375,7 +388,8 @@ async def main(
     print(
         f"Settings: LLM_MAX_CONCURRENCY={settings.llm_max_concurrency} "
         f"LLM_RPM={settings.llm_rpm} serve --concurrency={concurrency} L={latency_s:.2f} s "
-        f"{' '.join(f'{k}={v}' for k, v in TUNED.items()) or '(README defaults)'}; "
+        f"{' '.join(f'{k}={v}' for k, v in TUNED.items()) or '(README defaults)'}"
+        f"{'; ' + SCALE_OUT.describe() if SCALE_OUT else ''}; "
         "times from the event sent; wait = the finished reply"
     )
     plan = [("order status", 1), ("order status", 40), ("three-part", 1), ("three-part", 40)]
@@ -465,7 +479,15 @@ if __name__ == "__main__":
         "--set", action="append", default=[], metavar="NAME=VALUE",
         help="another setting for serve (tuned; printed), e.g. SLACK_STREAM_REPLIES=false",
     )  # fmt: skip
+    parser.add_argument(
+        "--postgres", metavar="ADMIN_URL",
+        help="run the README's scale-out instead (tuned): a fresh database on this server "
+        "(postgresql+asyncpg://...), serve --no-worker and --workers workers",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="workers with --postgres")
     args = parser.parse_args()
+    if args.postgres:
+        SCALE_OUT = ScaleOut(args.postgres, max(1, args.workers))
     for assignment in args.set:
         name, _, value = assignment.partition("=")
         TUNED[name.strip().upper()] = value.strip()

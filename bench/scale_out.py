@@ -1,0 +1,110 @@
+"""The README's scale-out for benchmarks: PostgreSQL, `serve --no-worker`, N workers.
+
+Each worker gets its share of the provider budget, as the README tells operators to
+give it (LLM_RPM / N and LLM_MAX_CONCURRENCY / N), so a scale-out row is compared with
+the single process at the same total budget. Every run gets a fresh database, created on
+the server of the admin URL and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from bench.harness import SUPPORTBOT, ServerProcess, background_process, supportbot_serve
+from pipelines.config import LLMSettings
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where and how wide: the PostgreSQL server (an admin URL) and the worker count."""
+
+    admin_url: str
+    workers: int
+
+    def describe(self) -> str:
+        settings = LLMSettings(_env_file=None)
+        return (
+            f"scale-out: PostgreSQL, serve --no-worker + {self.workers} x supportbot worker "
+            f"(each LLM_RPM={settings.llm_rpm // self.workers}, "
+            f"LLM_MAX_CONCURRENCY={max(1, settings.llm_max_concurrency // self.workers)})"
+        )
+
+
+@dataclass
+class Deployment:
+    """The process Slack talks to, and every process that answers (for their CPU time)."""
+
+    server: ServerProcess
+    pids: list[int] = field(default_factory=list)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def fresh_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the admin URL's server (its SQLAlchemy URL); dropped after."""
+    name = f"bench_wait_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                name,
+            )
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        finally:
+            await admin.close()
+
+
+async def _wait_for_workers(logs: list[Path], within: float) -> None:
+    """Until every worker has logged that it started (it migrates and connects first)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if all(log.exists() and b"started (concurrency" in log.read_bytes() for log in logs):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"workers did not start: see {', '.join(map(str, logs))}")
+
+
+@asynccontextmanager
+async def scale_out_deployment(
+    plan: ScaleOut, env: dict[str, str], workdir: Path, name: str
+) -> AsyncIterator[Deployment]:
+    """`serve --no-worker` and `plan.workers` workers on a fresh database of their own."""
+    settings = LLMSettings(_env_file=None)
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(fresh_database(plan.admin_url))
+        shared = {**env, "DATABASE_URL": url}
+        server = await stack.enter_async_context(supportbot_serve(shared, workdir, "--no-worker"))
+        worker_env = {
+            **shared,
+            "LLM_RPM": str(settings.llm_rpm // plan.workers),
+            "LLM_MAX_CONCURRENCY": str(max(1, settings.llm_max_concurrency // plan.workers)),
+        }
+        deployment = Deployment(server, [server.pid])
+        logs = []
+        for n in range(plan.workers):
+            process, log = await stack.enter_async_context(
+                background_process([SUPPORTBOT, "worker"], worker_env, workdir, f"{name}-w{n}.log")
+            )
+            deployment.pids.append(process.pid)
+            logs.append(log)
+        await _wait_for_workers(logs, within=60.0)
+        yield deployment
