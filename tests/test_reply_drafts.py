@@ -21,6 +21,8 @@ def test_the_preview_stops_before_a_link_and_before_the_word_being_written() -> 
 
 
 class Watcher:
+    shows_text = True
+
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.steps: list[StepNote] = []
@@ -52,6 +54,16 @@ def message(channel: str, *, public: bool = False, team: str = "T1") -> Incoming
         request_id="r", team_id=team, channel_id=channel, thread_ts="1.0",
         message_ts="1.0", user_id="U1", text="hi", public=public,
     )  # fmt: skip
+
+
+def test_a_watcher_of_steps_only_does_not_make_the_reply_stream() -> None:
+    """A public channel's `LineNotice` watches for the queue step, not the text."""
+    watcher = Watcher()
+    watcher.shows_text = False
+    with drafting_to(watcher):
+        assert reply_watcher("reply") is None
+        report_step(StepNote("queue", "in line", "in_progress"))
+    assert [note.id for note in watcher.steps] == ["queue"]
 
 
 def test_streams_go_to_dms_and_private_threads_with_their_recipient_never_public() -> None:

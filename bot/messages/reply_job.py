@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.messages.line_notice import LineNotice
 from bot.messages.stream import ReplyStream, stream_target
 from bot.messages.views import FOLLOW_UP_TEXT, follow_up_blocks, plain_text_fallback, reply_blocks
 from bot.metrics import REPLIES_POSTED
@@ -147,14 +148,17 @@ class SlackReplyJob:
 
         stream_ts: str | None = job.payload.get(STREAM_TS)  # an earlier attempt's stream
         stream = self._stream_for(job, message) if stream_ts is None else None
+        line_notice = LineNotice(self._slack, message) if stream is None else None
         try:
-            with drafting_to(stream):
+            with drafting_to(stream or line_notice):
                 reply = await self._service.handle(message, on_working=on_working)
         except LLMUnavailable as exc:
             raise JobFailed(f"LLM unavailable: {exc}") from exc
         finally:
             if stream is not None:
                 stream_ts = await stream.close()
+            if line_notice is not None:
+                await line_notice.close()
         if reply.silent:
             if stream_ts is not None:  # a person took over since an earlier attempt streamed
                 await self._remove_stream(message, stream_ts)

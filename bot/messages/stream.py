@@ -77,6 +77,8 @@ def task_chunk(note: StepNote) -> dict[str, Any]:
 class ReplyStream:
     """Streams one reply's plan and text; `close()` waits for the call in flight."""
 
+    shows_text = True
+
     def __init__(
         self,
         slack: SlackCalls,

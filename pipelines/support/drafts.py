@@ -44,7 +44,10 @@ class StepNote:
 
 class DraftWatcher(Protocol):
     """Whoever shows the reply while it is written. Called inside LLM calls and workers,
-    so both methods must return at once and never raise."""
+    so both methods must return at once and never raise. `shows_text` False: only the
+    steps are shown, so the reply's LLM call need not stream."""
+
+    shows_text: bool
 
     def step(self, note: StepNote) -> None: ...
 
@@ -110,7 +113,7 @@ def reply_watcher(field: str, known_ids: Collection[str] = ()) -> PartialText | 
     (a string still being written counts); None when nobody watches, so the step does
     not stream at all."""
     watcher = _watcher.get()
-    if watcher is None:
+    if watcher is None or not watcher.shows_text:
         return None
 
     def on_partial(raw: str) -> None:

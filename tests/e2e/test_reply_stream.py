@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bot.messages.line_notice import LINE_NOTE
 from bot.messages.reply_job import REPLY_EVENT_TYPE
 from bot.settings import Settings
 from pipelines.llm import LLMUnavailable
@@ -293,3 +294,35 @@ async def test_a_public_channel_reply_never_streams(
         await server.post_event(event)
         await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
     assert not fake_slack.streams and len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_a_public_channel_customer_behind_a_spent_quota_is_told_they_are_in_line(
+    fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stream in a public channel, so no task card: the customer alone gets an
+    ephemeral note in the thread, once, then the reply is posted once."""
+    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
+        gemini.fail_next([Fault(429, retry_delay_s=1.5)])
+        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
+        event["channel_type"] = "channel"
+        await server.post_event(event)
+        reply = await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
+        assert gemini.rate_limited == 1
+    [note] = fake_slack.calls_to("chat.postEphemeral")
+    assert note.params["user"] == event["user"] and note.params["thread_ts"] == event["ts"]
+    assert note.params["text"] == LINE_NOTE
+    assert note.at < next(c.at for c in fake_slack.calls if c.method == "chat.postMessage")
+    assert ORDER_REPLY in reply.text and not fake_slack.streams
+
+
+async def test_a_public_channel_reply_without_a_wait_gets_no_note(
+    fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
+        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
+        event["channel_type"] = "channel"
+        await server.post_event(event)
+        await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
+        assert gemini.rate_limited == 0
+        assert gemini.streamed == 0  # nobody watches its text: the reply is not streamed
+    assert not fake_slack.calls_to("chat.postEphemeral")
