@@ -326,3 +326,19 @@ async def test_a_public_channel_reply_without_a_wait_gets_no_note(
         assert gemini.rate_limited == 0
         assert gemini.streamed == 0  # nobody watches its text: the reply is not streamed
     assert not fake_slack.calls_to("chat.postEphemeral")
+
+
+async def test_a_refused_line_note_costs_nothing_but_the_note(
+    fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack refuses the ephemeral note (the customer left the channel): the reply is
+    still posted, once."""
+    fake_slack.fail("chat.postEphemeral", error="user_not_in_channel")
+    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
+        gemini.fail_next([Fault(429, retry_delay_s=1.5)])
+        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
+        event["channel_type"] = "channel"
+        await server.post_event(event)
+        reply = await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
+    assert len(fake_slack.calls_to("chat.postEphemeral")) == 1
+    assert ORDER_REPLY in reply.text and len(fake_slack.calls_to("chat.postMessage")) == 1
