@@ -185,4 +185,7 @@ async def test_an_faq_over_gemini_answers_questions_before_the_list_has_finished
     by_name = [(step_name(r.body), r.received_at) for r in fake.requests]
     questions_at = next(at for name, at in by_name if name == "faq_questions")
     first_answer_at = min(at for name, at in by_name if name == "faq_answer")
-    assert first_answer_at - questions_at < 0.4  # before the questions call's latency ended
+    # Requested while the questions call was still streaming (a fixed bound on the time
+    # failed on a loaded machine, where the stream itself ran late).
+    [questions_ended] = fake.stream_ends
+    assert questions_at < first_answer_at < questions_ended

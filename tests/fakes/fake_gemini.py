@@ -122,6 +122,7 @@ class FakeGemini:
         self.requests: list[ReceivedRequest] = []
         self.calls = 0
         self.streamed = 0
+        self.stream_ends: list[float] = []  # when each streamed answer's last event went out
         self.rate_limited = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -299,6 +300,7 @@ class FakeGemini:
                 request.transport.close()
                 return response
             await response.write(f"data: {data}\r\n\r\n".encode())
+        self.stream_ends.append(time.monotonic())
         await response.write_eof()
         return response
 
