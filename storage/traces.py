@@ -92,4 +92,3 @@ class TraceStore:
             return await session.scalar(
                 select(TraceRun).options(selectinload(TraceRun.steps)).where(TraceRun.id == run_id)
             )
-
