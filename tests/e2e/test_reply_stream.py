@@ -285,15 +285,24 @@ async def test_where_slack_refuses_a_stream_the_reply_is_posted_once_and_the_log
     assert "refused the reply stream (streaming_not_supported)" in caplog.text
 
 
+def public_mention() -> dict[str, Any]:
+    event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
+    event["channel_type"] = "channel"
+    return event
+
+
 async def test_a_public_channel_reply_never_streams(
     fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, _):
-        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
-        event["channel_type"] = "channel"
+    """Neither to Slack nor from Gemini (nobody watches its text), and with no wait in
+    line, no note."""
+    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
+        event = public_mention()
         await server.post_event(event)
         await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
+        assert gemini.rate_limited == 0 and gemini.streamed == 0
     assert not fake_slack.streams and len(fake_slack.calls_to("chat.postMessage")) == 1
+    assert not fake_slack.calls_to("chat.postEphemeral")
 
 
 async def test_a_public_channel_customer_behind_a_spent_quota_is_told_they_are_in_line(
@@ -303,8 +312,7 @@ async def test_a_public_channel_customer_behind_a_spent_quota_is_told_they_are_i
     ephemeral note in the thread, once, then the reply is posted once."""
     async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
         gemini.fail_next([Fault(429, retry_delay_s=1.5)])
-        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
-        event["channel_type"] = "channel"
+        event = public_mention()
         await server.post_event(event)
         reply = await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
         assert gemini.rate_limited == 1
@@ -315,19 +323,6 @@ async def test_a_public_channel_customer_behind_a_spent_quota_is_told_they_are_i
     assert ORDER_REPLY in reply.text and not fake_slack.streams
 
 
-async def test_a_public_channel_reply_without_a_wait_gets_no_note(
-    fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
-        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
-        event["channel_type"] = "channel"
-        await server.post_event(event)
-        await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
-        assert gemini.rate_limited == 0
-        assert gemini.streamed == 0  # nobody watches its text: the reply is not streamed
-    assert not fake_slack.calls_to("chat.postEphemeral")
-
-
 async def test_a_refused_line_note_costs_nothing_but_the_note(
     fake_slack: FakeSlack, gemini_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -336,8 +331,7 @@ async def test_a_refused_line_note_costs_nothing_but_the_note(
     fake_slack.fail("chat.postEphemeral", error="user_not_in_channel")
     async with gemini_bot(gemini_settings, monkeypatch, ORDER_REPLY) as (server, gemini):
         gemini.fail_next([Fault(429, retry_delay_s=1.5)])
-        event = mention_event("where is my order ORD-10011?", channel="C0GENERAL")
-        event["channel_type"] = "channel"
+        event = public_mention()
         await server.post_event(event)
         reply = await one_finished_reply(fake_slack, "C0GENERAL", event["ts"])
     assert len(fake_slack.calls_to("chat.postEphemeral")) == 1
