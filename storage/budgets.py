@@ -15,14 +15,16 @@ process writes each charge alone, at once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import ReturningInsert
 
 from storage.db import read_only
 from storage.group_commit import GroupCommit
@@ -108,27 +110,28 @@ class TokenLedger:
                  "calls": calls[day, user]} for day, user in sorted(tokens)]  # fmt: skip
         async with self._sessions() as session, session.begin():
             dialect = (await session.connection()).dialect.name
-            result = await session.execute(
-                _increment(dialect, rows).returning(
-                    TokenSpend.day, TokenSpend.user_id, TokenSpend.tokens
-                )
-            )
+            result = await session.execute(_increment(dialect), rows)
             return {(day, user): int(total) for day, user, total in result.all()}
 
 
-def _increment(dialect: str, rows: list[dict[str, object]]) -> Insert:
+@functools.cache
+def _increment(dialect: str) -> ReturningInsert[dt.date, str, int]:
     """`INSERT ... VALUES (row), ... ON CONFLICT (day, user_id) DO UPDATE SET tokens =
-    tokens + :n, calls = calls + :k`: every row in one statement, in one global order
-    (sorted by day and user), so concurrent writers lock rows in the same order."""
+    tokens + :n, calls = calls + :k RETURNING day, user_id, tokens`, run with one parameter
+    set per row: SQLAlchemy sends them as one multi-row statement ("insertmanyvalues"), in
+    the order given (sorted by day and user), so concurrent writers lock rows in the same
+    order. Built once and without values: rows given to `.values()` made the statement
+    uncacheable, and compiling it again was most of the CPU of every charge."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(TokenSpend).values(rows)
+    table = cast(Table, TokenSpend.__table__)  # Core: the ORM's bulk path adds nothing here
+    statement = insert(table)
     return statement.on_conflict_do_update(
-        index_elements=[TokenSpend.day, TokenSpend.user_id],
+        index_elements=[table.c.day, table.c.user_id],
         set_={
-            "tokens": TokenSpend.tokens + statement.excluded.tokens,
-            "calls": TokenSpend.calls + statement.excluded.calls,
+            "tokens": table.c.tokens + statement.excluded.tokens,
+            "calls": table.c.calls + statement.excluded.calls,
         },
-    )
+    ).returning(table.c.day, table.c.user_id, table.c.tokens)
 
 
 __all__ = ["EVERYONE", "DaySpend", "TokenLedger", "utc_day"]

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Float
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal, _TraverseInternalsType
 
 
 class SecondsBetween(ColumnElement[float]):
@@ -19,6 +20,12 @@ class SecondsBetween(ColumnElement[float]):
 
     inherit_cache = True
     type = Float()
+    # Its operands, for SQLAlchemy's statement cache: without them every statement using
+    # it was compiled again on every run ("no key").
+    _traverse_internals: _TraverseInternalsType = [  # noqa: RUF012 (typed so by SQLAlchemy)
+        ("start", InternalTraversal.dp_clauseelement),
+        ("end", InternalTraversal.dp_clauseelement),
+    ]
 
     def __init__(self, start: Any, end: Any) -> None:
         self.start, self.end = start, end
