@@ -11,12 +11,16 @@ the record; never part of the owner's conversation), `agent` a support agent, `b
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, case, delete, func, literal, select, update
+from sqlalchemy import Select, Table, case, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from storage.db import read_only
 from storage.models import ConversationTurn, Ticket, UTCDateTime, utcnow
@@ -98,28 +102,25 @@ class ConversationStore:
         slack_user_id: str = "",
         run_id: str | None = None,
     ) -> None:
-        """Record a turn once; a replayed (ticket, role, ts) is ignored."""
+        """Record a turn once; a replayed (ticket, role, ts) is ignored.
+
+        One `INSERT ... ON CONFLICT DO NOTHING` on the turn's unique key: every message
+        records two turns, and a look-up followed by the ORM's insert cost twice the CPU.
+        """
+        values = {
+            "ticket_id": ticket_id,
+            "role": role,
+            "message_ts": message_ts,
+            "text": text,
+            "slack_user_id": slack_user_id,
+            "run_id": run_id,
+            "created_at": utcnow(),
+        }
         async with self._sessions() as session, session.begin():
-            exists = await session.scalar(
-                select(ConversationTurn.id).where(
-                    ConversationTurn.ticket_id == ticket_id,
-                    ConversationTurn.role == role,
-                    ConversationTurn.message_ts == message_ts,
-                )
-            )
-            if exists is None:
-                session.add(
-                    ConversationTurn(
-                        ticket_id=ticket_id,
-                        role=role,
-                        message_ts=message_ts,
-                        text=text,
-                        slack_user_id=slack_user_id,
-                        run_id=run_id,
-                    )
-                )
-                if role in REPLY_ROLES:
-                    await _note_reply(session, ticket_id, role)
+            dialect = (await session.connection()).dialect.name
+            inserted = await session.scalar(_insert_turn_once(dialect), values)
+            if inserted is not None and role in REPLY_ROLES:
+                await _note_reply(session, ticket_id, role)
 
     async def revise_turn(
         self, role: str, message_ts: str, text: str | None, *, ticket_id: int | None = None
@@ -196,6 +197,19 @@ def _ticket_query(key: ThreadKey) -> Select[Ticket]:
 
 
 REPLY_ROLES = frozenset({"bot", "agent"})
+
+
+@functools.cache
+def _insert_turn_once(dialect: str) -> ReturningInsert[int]:
+    """The turn's INSERT, doing nothing when (ticket, role, ts) is already stored;
+    returns the new id (none when it was). Built once: a cached statement."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, ConversationTurn.__table__)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["ticket_id", "role", "message_ts"])
+        .returning(table.c.id)
+    )
 
 
 async def _note_reply(session: AsyncSession, ticket_id: int, role: str) -> None:

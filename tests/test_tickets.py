@@ -8,6 +8,7 @@ import json
 
 import pytest
 import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.cli.tickets import register
@@ -18,6 +19,7 @@ from storage.catalog import demo_ids, get_or_create_customer
 from storage.conversations import ConversationStore, ThreadKey
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.models import Ticket
 from storage.ticket_info import (
     ACTIVE_STATUSES,
     CLAIMED,
@@ -296,3 +298,25 @@ async def test_a_confirmed_or_expired_action_is_recorded_without_moving_the_stat
     assert after.actions == ["confirmation expired: return of a mouse"]
     answered = await store.record_outcome(ticket.id, actions=["RMA-1 created"])
     assert answered.status == WAITING  # an answered turn still moves it on
+
+
+async def test_a_replayed_turn_is_recorded_once(database: Database) -> None:
+    """A retried job records its turns again: nothing is added, and the ticket's first
+    reply keeps the time of the first recording."""
+    ticket = await new_ticket(database, "12.0")
+    conversations = ConversationStore(database.sessions)
+    await conversations.add_turn(ticket.id, "customer", "12.0", "where is my order?", "U0CUST")
+    await conversations.add_turn(ticket.id, "bot", "reply-to:12.0", "on its way", run_id="r1")
+    first = await _first_response_s(database, ticket.id)
+    assert first is not None
+    await asyncio.sleep(0.05)
+    await conversations.add_turn(ticket.id, "customer", "12.0", "where is my order?", "U0CUST")
+    await conversations.add_turn(ticket.id, "bot", "reply-to:12.0", "a second text", run_id="r2")
+    history = await conversations.history(ticket.id, before_ts="99.0", owner="U0CUST")
+    assert len(history) == 2 and "a second text" not in str(history)
+    assert await _first_response_s(database, ticket.id) == first
+
+
+async def _first_response_s(database: Database, ticket_id: int) -> float | None:
+    async with database.sessions() as session:
+        return await session.scalar(select(Ticket.first_response_s).where(Ticket.id == ticket_id))
