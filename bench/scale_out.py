@@ -15,11 +15,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 from bench.harness import SUPPORTBOT, ServerProcess, background_process, supportbot_serve
 from pipelines.config import LLMSettings
+from tests.postgres_admin import create_database, drop_database
 
 
 @dataclass(frozen=True)
@@ -46,31 +46,15 @@ class Deployment:
     pids: list[int] = field(default_factory=list)
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @asynccontextmanager
 async def fresh_database(admin_url: str) -> AsyncIterator[str]:
     """A new, empty database on the admin URL's server (its SQLAlchemy URL); dropped after."""
-    name = f"bench_wait_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    admin, name = make_url(admin_url), f"bench_wait_{secrets.token_hex(4)}"
+    await create_database(admin, name)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
-        await admin.close()
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                name,
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        finally:
-            await admin.close()
+        await drop_database(admin, name)
 
 
 async def _wait_for_workers(logs: list[Path], within: float) -> None:

@@ -18,15 +18,12 @@ import datetime as dt
 import functools
 from collections import Counter
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
-from storage.db import read_only
+from storage.db import conflict_insert, read_only
 from storage.group_commit import GroupCommit
 from storage.models import TokenSpend
 
@@ -122,9 +119,8 @@ def _increment(dialect: str) -> ReturningInsert[dt.date, str, int]:
     the order given (sorted by day and user), so concurrent writers lock rows in the same
     order. Built once and without values: rows given to `.values()` made the statement
     uncacheable, and compiling it again was most of the CPU of every charge."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = cast(Table, TokenSpend.__table__)  # Core: the ORM's bulk path adds nothing here
-    statement = insert(table)
+    statement = conflict_insert(dialect, TokenSpend)
+    table = statement.table
     return statement.on_conflict_do_update(
         index_elements=[table.c.day, table.c.user_id],
         set_={

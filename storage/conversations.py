@@ -13,16 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, case, delete, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Select, case, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
-from storage.db import read_only
+from storage.db import conflict_insert, read_only
 from storage.models import ConversationTurn, Ticket, UTCDateTime, utcnow
 from storage.sql_time import SecondsBetween
 
@@ -203,13 +201,10 @@ REPLY_ROLES = frozenset({"bot", "agent"})
 def _insert_turn_once(dialect: str) -> ReturningInsert[int]:
     """The turn's INSERT, doing nothing when (ticket, role, ts) is already stored;
     returns the new id (none when it was). Built once: a cached statement."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = cast(Table, ConversationTurn.__table__)
-    return (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["ticket_id", "role", "message_ts"])
-        .returning(table.c.id)
-    )
+    statement = conflict_insert(dialect, ConversationTurn)
+    return statement.on_conflict_do_nothing(
+        index_elements=["ticket_id", "role", "message_ts"]
+    ).returning(statement.table.c.id)
 
 
 async def _note_reply(session: AsyncSession, ticket_id: int, role: str) -> None:

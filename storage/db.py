@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -143,6 +147,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def conflict_insert(dialect: str, model: Any) -> PgInsert | SqliteInsert:
+    """A Core `INSERT` into `model`'s table in the dialect's own form, which can say `ON
+    CONFLICT` (both SQLite and PostgreSQL do). On the table, not the mapped class: the
+    ORM's bulk-insert path adds nothing to a single upsert but CPU."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(cast(Table, model.__table__))
 
 
 async def read_only(session: AsyncSession) -> None:

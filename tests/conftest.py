@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
+from tests.postgres_admin import asyncpg_dsn, create_database, drop_database
 
 T = TypeVar("T")
 
@@ -106,33 +107,6 @@ def _run_in_own_loop(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _asyncpg_dsn(url: URL) -> str:
-    """The libpq-style DSN of a SQLAlchemy URL, for talking to the server with asyncpg."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _create_database(admin: URL, name: str) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(admin), timeout=10)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(admin: URL, name: str) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(admin), timeout=10)
-    try:
-        # Connections a failed test left open would make DROP DATABASE fail.
-        await connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> URL:
     """The server from TEST_POSTGRES_URL (checked once); skips when it is unset."""
@@ -147,7 +121,7 @@ def postgres_admin_url() -> URL:
         pytest.fail(f"{POSTGRES_ENV} must be a postgresql+asyncpg:// URL, got {url!r}")
 
     async def ping() -> None:
-        connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
+        connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
         await connection.close()
 
     try:
@@ -162,11 +136,11 @@ def postgres_admin_url() -> URL:
 def postgres_url(postgres_admin_url: URL) -> Iterator[str]:
     """A fresh, empty PostgreSQL database of its own, dropped after the test."""
     name = f"{TEST_DATABASE_PREFIX}{secrets.token_hex(6)}"
-    _run_in_own_loop(_create_database(postgres_admin_url, name))
+    _run_in_own_loop(create_database(postgres_admin_url, name))
     try:
         yield postgres_admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
-        _run_in_own_loop(_drop_database(postgres_admin_url, name))
+        _run_in_own_loop(drop_database(postgres_admin_url, name))
 
 
 # --- either backend ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# storage.queue.JOB_NOTICE_CHANNEL; spelled out so that the migration never changes.
+# storage.job_notices.JOB_NOTICE_CHANNEL; spelled out so that the migration never changes.
 CHANNEL = "supportbot_jobs"
 
 
