@@ -17,7 +17,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bench.harness import SUPPORTBOT, ServerProcess, background_process, supportbot_serve
+from bench.harness import (
+    SUPPORTBOT,
+    ServerProcess,
+    background_process,
+    cpu_seconds,
+    supportbot_serve,
+)
 from pipelines.config import LLMSettings
 from tests.postgres_admin import create_database, drop_database
 
@@ -29,12 +35,19 @@ class ScaleOut:
     admin_url: str
     workers: int
 
-    def describe(self) -> str:
+    def worker_share(self) -> dict[str, str]:
+        """Each worker's settings: its share of the README's default budget."""
         settings = LLMSettings(_env_file=None)
+        return {
+            "LLM_RPM": str(settings.llm_rpm // self.workers),
+            "LLM_MAX_CONCURRENCY": str(max(1, settings.llm_max_concurrency // self.workers)),
+        }
+
+    def describe(self) -> str:
+        share = ", ".join(f"{name}={value}" for name, value in self.worker_share().items())
         return (
             f"scale-out: PostgreSQL, serve --no-worker + {self.workers} x supportbot worker "
-            f"(each LLM_RPM={settings.llm_rpm // self.workers}, "
-            f"LLM_MAX_CONCURRENCY={max(1, settings.llm_max_concurrency // self.workers)})"
+            f"(each {share})"
         )
 
 
@@ -44,6 +57,10 @@ class Deployment:
 
     server: ServerProcess
     pids: list[int] = field(default_factory=list)
+
+    def cpu_seconds(self) -> float:
+        """The CPU time all its processes have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.pids)
 
 
 @asynccontextmanager
@@ -72,16 +89,11 @@ async def scale_out_deployment(
     plan: ScaleOut, env: dict[str, str], workdir: Path, name: str
 ) -> AsyncIterator[Deployment]:
     """`serve --no-worker` and `plan.workers` workers on a fresh database of their own."""
-    settings = LLMSettings(_env_file=None)
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(fresh_database(plan.admin_url))
         shared = {**env, "DATABASE_URL": url}
         server = await stack.enter_async_context(supportbot_serve(shared, workdir, "--no-worker"))
-        worker_env = {
-            **shared,
-            "LLM_RPM": str(settings.llm_rpm // plan.workers),
-            "LLM_MAX_CONCURRENCY": str(max(1, settings.llm_max_concurrency // plan.workers)),
-        }
+        worker_env = {**shared, **plan.worker_share()}
         deployment = Deployment(server, [server.pid])
         logs = []
         for n in range(plan.workers):

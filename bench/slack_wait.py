@@ -55,7 +55,6 @@ from bench.harness import (
     RemoteFake,
     RemoteSlack,
     ServerProcess,
-    cpu_seconds,
     keep_alive_session,
     server_environment,
     supportbot_serve,
@@ -334,7 +333,7 @@ async def scenario(
     async with bot(slack, gemini, workdir, tag, serve_args) as deployment:
         server = deployment.server
         await gemini.stats(reset=True)
-        cpu_before = sum(cpu_seconds(pid) for pid in deployment.pids)
+        cpu_before = deployment.cpu_seconds()
         if count == 1:
             for n, event in enumerate(dms(kind, tag, SINGLE_RUNS)):
                 event["user"], event["channel"] = f"U{tag}S{n}", f"D{tag}S{n}"
@@ -344,7 +343,7 @@ async def scenario(
             await send_burst(server, dms(kind, tag, count), run)
             await collect(slack, run, timeout_s)
         run.llm = await gemini.stats()
-        run.cpu_s = sum(cpu_seconds(pid) for pid in deployment.pids) - cpu_before
+        run.cpu_s = deployment.cpu_seconds() - cpu_before
     return run
 
 
