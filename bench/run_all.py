@@ -2,7 +2,7 @@
 
 Each benchmark runs in its own interpreter (`python -m bench.<name>`), so one cannot
 leave an environment variable, a process-wide gate or a child process to the next.
-`python -m bench.run_all faq_cost memory` runs only those. About nine minutes in all.
+`python -m bench.run_all faq_cost memory` runs only those. About fourteen minutes in all.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ BENCHMARKS = (
     "slack_ingress",
     "memory",
     "slack_wait",
+    "cpu_floor",
     "kb_retrieval",
     "report_scale",
     "sla_check",

@@ -190,14 +190,23 @@ class TimedSlack(RemoteSlack):
 
     @classmethod
     def _answer(cls, conn: Connection, slack: FakeSlack) -> None:
-        conn.recv()
-        conn.send(cls.tracker.update(slack))
+        if conn.recv() == "calls":
+            conn.send(Counter(call.method for call in slack.calls))
+        else:
+            conn.send(cls.tracker.update(slack))
 
     def seen(self) -> dict[Thread, Seen]:
         assert self._conn is not None
         self._conn.send("seen")
         found: dict[Thread, Seen] = self._conn.recv()
         return found
+
+    def calls(self) -> Counter[str]:
+        """Web API calls received so far, by method."""
+        assert self._conn is not None
+        self._conn.send("calls")
+        counts: Counter[str] = self._conn.recv()
+        return counts
 
 
 @dataclass
