@@ -35,7 +35,9 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.authorization import SharedBotIdentity
 from bot.messages.intake import Intake, register_listeners
 from bot.metrics import EVENTS_RECEIVED
 from bot.settings import Settings, SettingsError
@@ -156,8 +158,9 @@ class RequestCounter(AsyncMiddleware):
 
 
 class _DropClientTokenWarning(logging.Filter):
-    """Bolt warns that SLACK_BOT_TOKEN is "unused" when a client is given: it is the
-    client's token, so the warning only confuses whoever reads the logs."""
+    """Bolt warns that SLACK_BOT_TOKEN is "unused" when a client or `authorize` is given:
+    `SharedBotIdentity` authorizes every request with that same token, so the warning
+    only confuses whoever reads the logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "`token` will be unused" not in record.getMessage()
@@ -174,17 +177,22 @@ def build_app(
     socket_mode: bool = False,
     assistant: bool = True,
     registrars: Iterable[Registrar] = (),
+    identity: AsyncSlackResponse | None = None,
 ) -> AsyncApp:
     """The Bolt app of the support bot.
 
     `registrars` add other features' listeners (triage buttons, App Home, /faq); each is
-    called with the app after the message listeners are registered.
+    called with the app after the message listeners are registered. `identity` is the
+    token's auth.test answer when the caller has it (`SharedBotIdentity`).
     """
     if settings.slack_signing_secret is None and not socket_mode:
         raise SettingsError("missing required setting(s): SLACK_SIGNING_SECRET")
     secret = settings.slack_signing_secret
+    client = client or build_client(settings)
+    assert client.token is not None  # build_client refuses to build one without
     app = AsyncApp(
-        client=client or build_client(settings),
+        client=client,
+        authorize=SharedBotIdentity(client.token, identity),
         # Socket Mode has no HTTP requests to verify; Bolt still wants a string.
         signing_secret=secret.get_secret_value() if secret is not None else "",
         process_before_response=True,

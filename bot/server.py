@@ -248,8 +248,8 @@ async def serve(
     """
     require_for_serve(settings, socket_mode)
     async with open_slack_runtime(settings, features=features) as slack:
-        await check_slack_token(slack.client)
-        bolt = slack.build_app(socket_mode=socket_mode)
+        identity = await check_slack_token(slack.client)
+        bolt = slack.build_app(socket_mode=socket_mode, identity=identity)
         worker = (
             slack.build_worker(
                 concurrency=concurrency or jobs_for_llm_budget(settings.llm_max_concurrency),

@@ -25,6 +25,7 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.app import build_app, build_client, pooled_slack_session
 from bot.confirmations.feature import ConfirmationsFeature
@@ -110,16 +111,20 @@ class SlackRuntime:
         """`Jobs.submit`: store a durable job once per key and wake the embedded worker."""
         return self.jobs.submit
 
-    def build_app(self, *, socket_mode: bool = False) -> AsyncApp:
+    def build_app(
+        self, *, socket_mode: bool = False, identity: AsyncSlackResponse | None = None
+    ) -> AsyncApp:
         """The Bolt app, with a client of its own: Bolt deep-copies each request, client
         included, for lazy listeners (the assistant's prompts), and `self.client`'s pooled
-        HTTP session cannot be copied. Listeners make few calls; the jobs make the rest."""
+        HTTP session cannot be copied. Listeners make few calls; the jobs make the rest.
+        `identity`: the start-up `check_slack_token`'s answer, so no request asks again."""
         return build_app(
             self.settings,
             self.intake,
             client=build_client(self.settings),
             socket_mode=socket_mode,
             registrars=[partial(feature.register, slack=self) for feature in self.features],
+            identity=identity,
         )
 
     def build_worker(
@@ -157,11 +162,12 @@ class SlackRuntime:
         return partial(purge_expired, self.core.db.sessions, policy)
 
 
-async def check_slack_token(client: AsyncWebClient) -> None:
+async def check_slack_token(client: AsyncWebClient) -> AsyncSlackResponse | None:
     """Fail fast on a token Slack refuses; only warn when Slack cannot be reached.
 
     A wrong token would otherwise dead-letter every job with `invalid_auth`; a network
-    blip at startup should not stop the process (the queue absorbs it).
+    blip at startup should not stop the process (the queue absorbs it). Returns auth.test's
+    answer (None when Slack could not give one), which the Bolt app reuses.
     """
     try:
         identity = await client.auth_test()
@@ -178,6 +184,8 @@ async def check_slack_token(client: AsyncWebClient) -> None:
         logger.info(
             "connected to Slack as %s (team %s)", identity.get("user"), identity.get("team_id")
         )
+        return identity
+    return None
 
 
 @asynccontextmanager
