@@ -219,7 +219,9 @@ async def demo_ids(sessions: async_sessionmaker[AsyncSession], customer_id: int)
         await read_only(session)
         orders = (
             await session.scalars(
-                select(Order).where(Order.customer_id == customer_id).order_by(Order.id)
+                select(Order.order_number)
+                .where(Order.customer_id == customer_id)
+                .order_by(Order.id)
             )
         ).all()
         invoices = (
@@ -239,7 +241,7 @@ async def demo_ids(sessions: async_sessionmaker[AsyncSession], customer_id: int)
             )
         ).all()
     return DemoIds(
-        order_numbers=[o.order_number for o in orders],
+        order_numbers=list(orders),
         invoice_numbers=list(invoices),
         products=list(dict.fromkeys(products)),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from storage.backends import (
     CASE_BUSINESS_DAYS,
@@ -120,6 +121,28 @@ async def test_foreign_order_is_answered_like_an_unknown_one(
     assert type(foreign_error.value) is type(unknown_error.value)
     assert str(foreign_error.value) == f"no order {foreign} found on your account"
     assert str(unknown_error.value) == "no order ORD-99999 found on your account"
+
+
+async def test_an_order_status_shows_the_order_and_its_items_in_line_order(
+    database: Database, systems: BusinessSystems, alice: Customer, alice_ids: DemoIds
+) -> None:
+    """The status view (one joined query) says what the stored order and lines say."""
+    async with database.sessions() as session:
+        orders = (
+            await session.scalars(
+                select(Order)
+                .options(selectinload(Order.lines).selectinload(OrderLine.product))
+                .where(Order.customer_id == alice.id)
+            )
+        ).all()
+    assert sorted(o.order_number for o in orders) == sorted(alice_ids.order_numbers)
+    assert any(len(order.lines) > 1 for order in orders)
+    for order in orders:
+        view = await systems.orders.get_status(as_customer(alice), order.order_number)
+        assert (view.order_number, view.status, view.carrier, view.tracking_number, view.eta) == (
+            order.order_number, order.status, order.carrier, order.tracking_number, order.eta
+        )  # fmt: skip
+        assert view.items == [line.product.name for line in order.lines]
 
 
 async def test_return_from_a_foreign_order_is_refused_like_an_unknown_order(
