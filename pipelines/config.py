@@ -36,9 +36,9 @@ class LLMSettings(BaseSettings):
     llm_provider: Literal["auto", "gemini", "offline"] = "auto"
     # LLM calls in flight. Providers bound requests per minute (LLM_RPM), not concurrency;
     # `serve` and `worker` run twice this many jobs at once unless --concurrency is given.
-    # A message starts with two calls at once (router and speculative planner), so 40
-    # customers writing together need 80 slots (bench/README.md, "cpu_floor").
-    llm_max_concurrency: int = Field(default=128, ge=1, le=1024)
+    # 128 let a burst's calls out sooner but, under a provider quota lower than LLM_RPM,
+    # left the provider to pick whose calls pass: answers out of order (bench/README.md).
+    llm_max_concurrency: int = Field(default=64, ge=1, le=1024)
     llm_rpm: int = Field(default=600, ge=1, le=1_000_000)
     llm_call_timeout_s: float = Field(default=60.0, gt=0)
     llm_request_deadline_s: float = Field(default=180.0, gt=0)
