@@ -10,6 +10,8 @@ of and how low it could go with the SDKs the project is built on:
   slack_wait), the serve process's CPU over the burst, per message;
 - accepting only: the same burst to `serve --no-worker` (HTTP, signature, dedupe, the
   durable enqueue), nothing answered;
+- returning customers: a burst from 40 customers who wrote before, in new threads (the
+  others are all first contacts, which provision demo records);
 - the SDK calls a message makes, counted in the burst at the fakes, each measured here
   one after another against the same fakes at L = 0: google-genai (the project's
   GeminiLLM with its gate, a router-sized JSON call and a streamed reply) and slack-sdk
