@@ -163,7 +163,8 @@ class _DropClientTokenWarning(logging.Filter):
     only confuses whoever reads the logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
+        message = record.getMessage()
+        return not ("`token`" in message and ("will be unused" in message or "ignored" in message))
 
 
 logging.getLogger("slack_bolt.AsyncApp").addFilter(_DropClientTokenWarning())

@@ -7,9 +7,11 @@ answer make its own call, and each ack waited for it (`bot.authorization`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.settings import Settings
 from tests.e2e.conftest import free_port, run_bot_server, wait_until
@@ -78,3 +80,14 @@ async def test_serve_reuses_its_start_up_token_check_for_every_event(
 
         assert await asyncio.gather(*(post(event) for event in events)) == [200] * len(events)
         assert len(fake_slack.calls_to("auth.test")) == 1
+
+
+async def test_the_app_starts_without_bolts_warning_that_the_token_is_ignored(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given `authorize`, Bolt warns that SLACK_BOT_TOKEN "will be ignored": it is the
+    token `SharedBotIdentity` authorizes every request with, so the warning would mislead."""
+    caplog.set_level(logging.WARNING, logger="slack_bolt")
+    async with run_bot_server(settings, embedded_worker=False):
+        pass
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("slack_bolt")] == []
