@@ -37,6 +37,7 @@ from tests.e2e.conftest import (
     free_port,
     make_settings,
     wait_until,
+    wait_until_healthy,
 )
 from tests.fakes.fake_slack import FakeSlack
 from tests.incoming import incoming
@@ -248,17 +249,10 @@ async def test_serve_process_prints_only_json_lines_with_the_job_fields(
             )  # fmt: skip
         try:
 
-            async def healthy() -> bool:
-                try:
-                    response = await http.get(f"http://127.0.0.1:{port}/healthz")
-                except httpx.TransportError:
-                    return False
-                return response.status_code == 200
-
             async def answered() -> bool:
                 return bool(fake.posts(channel="D0LOGS"))
 
-            await wait_until(healthy, within=30)
+            await wait_until_healthy(http, [port], within=30)
             url = f"http://127.0.0.1:{port}/slack/events"
             response = await http.post(url, content=body, headers=signed_headers(body))
             assert response.status_code == 200

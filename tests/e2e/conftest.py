@@ -184,3 +184,18 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+async def wait_until_healthy(http: httpx.AsyncClient, ports: Sequence[int], within: float) -> None:
+    """Until every local server on `ports` (supportbot subprocesses) answers GET /healthz."""
+
+    async def healthy() -> bool:
+        try:
+            for port in ports:
+                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code != 200:
+                    return False
+        except httpx.TransportError:
+            return False
+        return True
+
+    await wait_until(healthy, within=within)

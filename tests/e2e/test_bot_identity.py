@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bot.settings import Settings
-from tests.e2e.conftest import free_port, run_bot_server, wait_until
+from tests.e2e.conftest import free_port, run_bot_server, wait_until_healthy
 from tests.e2e.test_processes import processes
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import dm_event, encode, event_callback, signed_headers
@@ -62,14 +62,7 @@ async def test_serve_reuses_its_start_up_token_check_for_every_event(
     events = burst(8, "SERVE")
     async with processes(settings, tmp_path) as procs, httpx.AsyncClient(timeout=30) as http:
         await procs.start("serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port))
-
-        async def healthy() -> bool:
-            try:
-                return (await http.get(url + "/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_until(healthy, within=30)
+        await wait_until_healthy(http, [port], within=30)
         assert len(fake_slack.calls_to("auth.test")) == 1  # the start-up check
 
         async def post(event: dict[str, str]) -> int:

@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     make_settings,
     run_bot_server,
     wait_until,
+    wait_until_healthy,
 )
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import dm_event, encode, event_callback, signed_headers
@@ -179,17 +180,7 @@ async def test_replicas_on_postgres_answer_every_event_exactly_once(
         for port in ports:  # both start at once: migrations take turns on a lock
             await procs.start("serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port))
 
-        async def healthy() -> bool:
-            try:
-                for port in ports:
-                    response = await http.get(f"http://127.0.0.1:{port}/healthz")
-                    if response.status_code != 200:
-                        return False
-            except httpx.TransportError:
-                return False
-            return True
-
-        await wait_until(healthy, within=40)
+        await wait_until_healthy(http, ports, within=40)
         for _ in range(2):
             await procs.start("worker", "--concurrency", "8")
 

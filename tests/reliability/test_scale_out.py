@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, make_settings, wait_until
+from tests.e2e.conftest import free_port, make_settings, wait_until, wait_until_healthy
 from tests.e2e.test_processes import job_counts, one_reply_per_thread, processes
 from tests.fakes.fake_slack import FakeSlack
 from tests.slack_signing import dm_event, encode, event_callback, signed_headers
@@ -35,16 +35,7 @@ async def test_killing_a_worker_under_load_loses_and_doubles_nothing(
         for port in ports:
             await procs.start("serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port))
 
-        async def healthy() -> bool:
-            try:
-                codes = [
-                    (await http.get(f"http://127.0.0.1:{p}/healthz")).status_code for p in ports
-                ]
-            except httpx.TransportError:
-                return False
-            return codes == [200, 200]
-
-        await wait_until(healthy, within=40)
+        await wait_until_healthy(http, ports, within=40)
         worker_args = ("worker", "--concurrency", "6", "--lease-seconds", "2")
         victim = await procs.start(*worker_args)
         await procs.start(*worker_args)
